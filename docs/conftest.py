@@ -1,0 +1,14 @@
+"""Every Python block on every page runs as a test (Sybil), as the built page shows it.
+
+The parsing and running live in tests/docblocks.py, shared with the tests that guard them.
+"""
+
+from sybil import Sybil
+from sybil.parsers.markdown import ClearNamespaceParser, SkipParser
+
+from tests.docblocks import PagePythonParser
+
+pytest_collect_file = Sybil(
+    parsers=[PagePythonParser(), SkipParser(), ClearNamespaceParser()],
+    pattern="*.md",
+).pytest()

@@ -1,0 +1,17 @@
+"""The small models the pages train. Deterministic given torch.manual_seed, no dropout unless asked."""
+
+import torch
+from torch import nn
+
+
+# --8<-- [start:tiny_mlp]
+class TinyMLP(nn.Module):
+    """The seed notebook's model: 128 -> 256 -> 10, so P = 128·256 + 256 + 256·10 + 10 = 35,594."""
+
+    def __init__(self, d_in: int = 128, d_hidden: int = 256, d_out: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+# --8<-- [end:tiny_mlp]

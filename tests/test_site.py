@@ -1,0 +1,118 @@
+"""The site builds strictly, every navigation page is written, and nothing links off-site or to nowhere."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+from mkdocs.config import load_config
+
+from tests.sitebuild import ROOT, build
+
+pytestmark = pytest.mark.build
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str]] = []  # (tag, url)
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        if tag == "a" and attributes.get("name"):
+            self.ids.add(attributes["name"])
+        for name in ("href", "src"):
+            if attributes.get(name):
+                self.refs.append((tag, attributes[name]))
+
+
+def _parse(page: Path) -> _Tags:
+    tags = _Tags()
+    tags.feed(page.read_text(encoding="utf-8"))
+    return tags
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    site_dir = tmp_path_factory.mktemp("site")
+    result = build(ROOT, site_dir)
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
+    return site_dir
+
+
+def _nav_pages() -> list[str]:
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    pages: list[str] = []
+
+    def walk(items):
+        for item in items:
+            value = next(iter(item.values())) if isinstance(item, dict) else item
+            if isinstance(value, list):
+                walk(value)
+            else:
+                pages.append(value)
+
+    walk(config["nav"])
+    return pages
+
+
+def _html_for(src: str) -> str:
+    # use_directory_urls: memory.md -> memory/index.html, index.md -> index.html
+    return "index.html" if src == "index.md" else src.removesuffix(".md") + "/index.html"
+
+
+def test_every_navigation_page_is_written(site):
+    pages = _nav_pages()
+    assert "index.md" in pages and "memory.md" in pages
+    missing = [p for p in pages if not (site / _html_for(p)).is_file()]
+    assert not missing, f"navigation pages not written: {missing}"
+
+
+def test_no_internal_link_points_to_a_missing_file_or_anchor(site):
+    parsed = {page: _parse(page) for page in site.rglob("*.html")}
+    broken = []
+    for page, tags in parsed.items():
+        base = "/" + page.relative_to(site).as_posix()
+        for tag, url in tags.refs:
+            parts = urlsplit(url)
+            if parts.scheme or url.startswith(("//", "mailto:", "javascript:")):
+                continue
+            target_path = unquote(urlsplit(urljoin(base, url)).path)
+            target = site / target_path.lstrip("/")
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(site)}: <{tag}> {url} (no {target.relative_to(site)})")
+            elif parts.fragment and target.suffix == ".html":
+                ids = parsed[target].ids if target in parsed else _parse(target).ids
+                if parts.fragment not in ids:
+                    broken.append(f"{page.relative_to(site)}: <{tag}> {url} (no #{parts.fragment})")
+    assert not broken, "\n".join(broken)
+
+
+def test_no_script_stylesheet_or_image_comes_from_elsewhere(site):
+    offsite = []
+    for page in site.rglob("*.html"):
+        for tag, url in _parse(page).refs:
+            if tag in {"script", "link", "img", "iframe", "source"} and re.match(r"(https?:)?//", url):
+                offsite.append(f"{page.relative_to(site)}: <{tag}> {url}")
+    assert not offsite, "\n".join(offsite)
+
+
+def test_math_is_typeset_by_files_the_site_serves(site):
+    page = site / "memory/index.html"
+    html = page.read_text(encoding="utf-8")
+    assert html.count('class="arithmatex"') >= 5, "the memory page should carry arithmatex math"
+    scripts = [url for tag, url in _parse(page).refs if tag == "script"]
+    katex = [url for url in scripts if url.endswith("katex.min.js")]
+    assert katex, f"KaTeX is not loaded by the page: {scripts}"
+    assert (page.parent / katex[0]).resolve().is_file()
+    assert any(url.endswith("javascripts/math.js") for url in scripts)
+    fonts = list((site / "assets/katex/fonts").glob("KaTeX_Main-Regular.woff2"))
+    assert fonts, "KaTeX fonts are not served"
