@@ -1,0 +1,115 @@
+"""Captures: what an example measured on a GPU, stored as JSON with its provenance.
+
+A capture is `docs/captures/<name>.json`:
+
+    {"name": ..., "size": "full", "data": {...what examples/<name>.py returned...},
+     "provenance": {"device": "cuda", "gpu": ..., "torch": ..., "cuda": ..., "python": ...,
+                    "date": ..., "wall_s": ..., "source_sha256": ..., "sources": [...]}}
+
+`source_sha256` hashes the example's source and every module of this repository it imports
+(snippets.*, examples.*), found by reading the import statements, so a capture is stale as soon as
+the code that produced it changes. Pages read captures with `load_capture`; the site shows
+`provenance_line` under every table and figure made from one.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPTURES_DIR = ROOT / "docs" / "captures"
+LOCAL_PACKAGES = ("snippets", "examples")
+
+
+class CaptureError(Exception):
+    """A capture that is missing or unreadable; the message says which and what to run."""
+
+
+def refresh_command(name: str) -> str:
+    return f"PYTHONPATH=. python3 -m examples {name}   # on a CUDA machine"
+
+
+def _module_path(module: str) -> Path | None:
+    parts = module.split(".")
+    if parts[0] not in LOCAL_PACKAGES:
+        return None
+    as_file = ROOT.joinpath(*parts).with_suffix(".py")
+    as_package = ROOT.joinpath(*parts, "__init__.py")
+    return as_file if as_file.is_file() else as_package if as_package.is_file() else None
+
+
+def _imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def source_files(name: str) -> list[Path]:
+    """examples/<name>.py and every local module it imports, transitively, sorted."""
+    start = ROOT / "examples" / f"{name}.py"
+    if not start.is_file():
+        raise CaptureError(f"no example named '{name}' (expected {start.relative_to(ROOT)})")
+    seen, todo = {start}, [start]
+    while todo:
+        for module in _imported_modules(todo.pop()):
+            path = _module_path(module)
+            if path is not None and path not in seen:
+                seen.add(path)
+                todo.append(path)
+    return sorted(seen)
+
+
+def source_sha256(name: str) -> str:
+    digest = hashlib.sha256()
+    for path in source_files(name):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return digest.hexdigest()
+
+
+def capture_path(name: str, directory: Path | None = None) -> Path:
+    return (directory or CAPTURES_DIR) / f"{name}.json"
+
+
+def load_capture(name: str, directory: Path | None = None) -> dict:
+    path = capture_path(name, directory)
+    if not path.is_file():
+        raise CaptureError(f"capture '{name}' is missing ({path}); make it with: {refresh_command(name)}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CaptureError(f"capture '{name}' is not valid JSON ({path}: {error})") from None
+
+
+def write_capture(capture: dict, directory: Path) -> Path:
+    """Write atomically: a reader (or a crash) never sees half a file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = capture_path(capture["name"], directory)
+    text = json.dumps(capture, indent=1, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{capture['name']}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def provenance_line(capture: dict) -> str:
+    """'NVIDIA H100 80GB HBM3 · torch 2.11.0+cu130 · CUDA 13.0 · 2026-11-26' (or the CPU's equivalent)."""
+    p = capture["provenance"]
+    where = p["gpu"] if p["device"] == "cuda" else f"CPU ({p['device']}), not a GPU"
+    cuda = f" · CUDA {p['cuda']}" if p.get("cuda") else ""
+    return f"{where} · torch {p['torch']}{cuda} · {p['date'][:10]} · {capture['size']} size · run {p['wall_s']:.1f} s"

@@ -1,0 +1,73 @@
+"""Every example has a capture that was taken on CUDA, at full size, from the code as it is now.
+
+A stale capture (its example or a module it imports changed since) fails here, naming the example
+and the command that refreshes it. CI has no GPU, so this is how it knows the site's GPU numbers
+still describe the code in the repository.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from examples import EXAMPLES
+from examples.render import renderer
+from snippets.captures import CAPTURES_DIR, ROOT, load_capture, refresh_command, source_files, source_sha256
+
+NOT_EXAMPLES = {"__init__", "__main__", "standalone"}
+MARKER = re.compile(r"<!--\s*capture:\s*([a-z0-9_]+)/([a-z0-9_]+)\s*-->")
+
+
+def test_every_example_module_is_registered():
+    modules = {p.stem for p in (ROOT / "examples").glob("*.py")} - NOT_EXAMPLES
+    assert modules == set(EXAMPLES), "examples/*.py and examples.EXAMPLES disagree"
+
+
+def test_every_capture_file_belongs_to_an_example():
+    orphans = {p.stem for p in CAPTURES_DIR.glob("*.json")} - set(EXAMPLES)
+    assert not orphans, f"captures without an example: {sorted(orphans)}"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_capture_exists_from_cuda_at_full_size(name):
+    capture = load_capture(name)  # a missing one fails with the command that makes it
+    p = capture["provenance"]
+    assert p["device"] == "cuda" and p["gpu"] and p["cuda"], \
+        f"{name}: captured on {p['device']}, not a CUDA GPU; refresh: {refresh_command(name)}"
+    assert capture["size"] == "full", f"{name}: a {capture['size']} run; refresh: {refresh_command(name)}"
+    assert capture["name"] == name
+    for field in ("torch", "python", "date", "wall_s", "source_sha256", "sources"):
+        assert p.get(field) is not None, f"{name}: provenance lacks {field}"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_capture_is_fresh(name):
+    capture = load_capture(name)
+    recorded, now = capture["provenance"]["source_sha256"], source_sha256(name)
+    files = ", ".join(p.relative_to(ROOT).as_posix() for p in source_files(name))
+    assert recorded == now, (
+        f"docs/captures/{name}.json is stale: {files} changed since it was captured. "
+        f"Refresh it on a CUDA machine: {refresh_command(name)}")
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_renderer_draws_every_table_and_figure(name):
+    module = renderer(name)
+    capture = load_capture(name)
+    assert getattr(module, "TABLES", {}) or getattr(module, "FIGURES", {}), f"examples/render/{name}.py draws nothing"
+    for item, draw in getattr(module, "TABLES", {}).items():
+        assert draw(capture).count("\n|") >= 2, f"{name}/{item}: an empty table"
+    for item, draw in getattr(module, "FIGURES", {}).items():
+        assert draw(capture).axes[0].has_data(), f"{name}/{item}: an empty figure"
+
+
+def test_every_marker_on_a_page_names_a_capture_and_an_item():
+    bad = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for name, item in MARKER.findall(page.read_text(encoding="utf-8")):
+            module = renderer(name) if name in EXAMPLES else None
+            if module is None or item not in {**getattr(module, "TABLES", {}), **getattr(module, "FIGURES", {})}:
+                bad.append(f"{page.name}: {name}/{item}")
+    assert not bad, bad
