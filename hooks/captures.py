@@ -57,16 +57,16 @@ def _provenance(capture: dict) -> str:
 
 def _index() -> str:
     """One row per example: where and when its capture was made, and whether it is still fresh."""
-    rows = []
+    rows, sources = [], []
     for name in EXAMPLES:
         capture = _capture(name, "the capture index")
         p = capture["provenance"]
         fresh = "fresh" if source_sha256(name) == p["source_sha256"] else "**stale**"
-        sources = "<br>".join(f"`{s}`" for s in p["sources"])
         rows.append([f"`{name}`", p["gpu"] or p["device"], p["torch"], p["cuda"] or "—", p["date"][:10],
-                     f"{p['wall_s']:.1f}", fresh, sources])
-    return markdown_table(["example", "device", "torch", "CUDA", "date", "run (s)", "state", "source hashed"],
-                          rows, "lllllrll")
+                     f"{p['wall_s']:.1f}", fresh])
+        sources.append(f"- `{name}`: " + ", ".join(f"`{s}`" for s in p["sources"]))
+    table = markdown_table(["example", "device", "torch", "CUDA", "date", "run (s)", "state"], rows, "lllllrl")
+    return f"{table}\n\nSource hashed into each capture:\n\n" + "\n".join(sources)
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:

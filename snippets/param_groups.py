@@ -1,0 +1,108 @@
+"""Parameter groups for weight decay: decay the weight matrices, not biases, norms and scales.
+
+The seed notebook's filter (substrings of names) is reproduced to show where it misfires; the
+builder below decides by tensor shape and module type instead, and a check in the spirit of
+minGPT's assertions proves every trainable parameter lands in exactly one group.
+"""
+
+import torch
+from torch import nn
+
+
+# --8<-- [start:seed_filter]
+def seed_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """The seed notebook's filter, as it was: decide by substrings of the parameter's name."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_bias = name.endswith(".bias")
+        is_norm = any(nd in name.lower() for nd in ["bn", "batchnorm", "layernorm", "ln", "norm"])
+        if is_bias or is_norm:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+# --8<-- [end:seed_filter]
+
+
+# --8<-- [start:trap_net]
+class TrapNet(nn.Module):
+    """A pre-norm residual block whose ordinary names trip a substring filter."""
+
+    def __init__(self, d: int = 16, n_out: int = 4):
+        super().__init__()
+        self.rms = nn.RMSNorm(d)                        # a norm whose name says nothing of the kind
+        self.subnet = nn.Linear(d, d)                   # "subnet" contains "bn"
+        self.controlnet = nn.Linear(d, d, bias=False)   # "controlnet" contains "ln"
+        self.layer_scale = nn.Parameter(torch.full((d,), 0.1))  # a 1-D scale (CaiT's LayerScale)
+        self.ln_f = nn.LayerNorm(d)                     # the case the filter was written for
+        self.head = nn.Linear(d, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x + self.layer_scale * self.controlnet(torch.relu(self.subnet(self.rms(x))))
+        return self.head(self.ln_f(h))
+# --8<-- [end:trap_net]
+
+
+# --8<-- [start:build_param_groups]
+# Modules whose every parameter is a gain or a shift. Their weights are usually 1-D, but
+# LayerNorm((4, 8)) or RMSNorm((4, 8)) has a 2-D weight, which a shape rule alone would decay.
+NORM_TYPES = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+    nn.GroupNorm, nn.LayerNorm, nn.RMSNorm,
+)
+
+
+def build_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay a parameter iff it has >= 2 dims (nanoGPT's rule) and its module is not a norm."""
+    decay, no_decay, seen = {}, {}, set()
+    for module_name, module in model.named_modules():
+        for param_name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or p in seen:  # frozen: no group; tied: its first name only
+                continue
+            seen.add(p)
+            name = f"{module_name}.{param_name}" if module_name else param_name
+            if p.ndim >= 2 and not isinstance(module, NORM_TYPES):
+                decay[name] = p  # weight matrices, conv kernels, embeddings
+            else:
+                no_decay[name] = p  # biases, norm gains and shifts, 1-D scales, 0-d temperatures
+    return [
+        {"params": list(decay.values()), "param_names": list(decay), "weight_decay": weight_decay},
+        {"params": list(no_decay.values()), "param_names": list(no_decay), "weight_decay": 0.0},
+    ]
+# --8<-- [end:build_param_groups]
+
+
+# --8<-- [start:check_partition]
+def check_partition(model: nn.Module, groups: list[dict]) -> None:
+    """minGPT's two assertions: no parameter in two groups, no trainable parameter in none."""
+    placed = [p for group in groups for p in group["params"]]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    in_two = len(placed) - len(set(placed))
+    assert in_two == 0, f"{in_two} parameter(s) placed in more than one group"
+    missing = set(trainable) - set(placed)
+    assert not missing, f"{len(missing)} trainable parameter(s) in no group: {[tuple(p.shape) for p in missing]}"
+    frozen = set(placed) - set(trainable)
+    assert not frozen, f"{len(frozen)} frozen or foreign parameter(s) placed in a group"
+# --8<-- [end:check_partition]
+
+
+# --8<-- [start:describe_groups]
+def names_of(model: nn.Module, params) -> list[str]:
+    """The names of some parameters, in the model's order (the seed's groups carry no names)."""
+    wanted = set(params)
+    return [name for name, p in model.named_parameters() if p in wanted]
+
+
+def describe_groups(model: nn.Module, groups: list[dict]) -> str:
+    """One line per group: its weight_decay, how many tensors and scalars, and their names."""
+    lines = []
+    for group in groups:
+        params = group["params"]
+        scalars = sum(p.numel() for p in params)
+        names = ", ".join(names_of(model, params)) or "(none)"
+        lines.append(f"weight_decay={group['weight_decay']}: {len(params)} tensors, {scalars} scalars: {names}")
+    return "\n".join(lines)
+# --8<-- [end:describe_groups]

@@ -1,0 +1,207 @@
+"""snippets/weight_decay.py: L2 vs decoupled decay, predicted by hand and checked against torch."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import snippets.weight_decay as wd
+from tests.docblocks import DOCS, INCLUDE, included_lines
+from snippets.weight_decay import (
+    adam_decoupled, adamw_under_schedule, decay_by_gradient_scale, has_decoupled_flag,
+    predict_first_adam_step, same_run, scalar_step, sgd_trajectory,
+)
+
+SEED_HYPER = dict(lr=0.1, weight_decay=0.1, betas=(0.0, 0.0), eps=1e-8)
+
+
+# --- Adam's first step: the closed form against torch ------------------------------------------
+
+@pytest.mark.parametrize("decoupled", [False, True])
+@pytest.mark.parametrize("betas", [(0.0, 0.0), (0.9, 0.999), (0.5, 0.9)])
+@pytest.mark.parametrize("grad, theta", [(0.0, 1.0), (0.1, 1.0), (-0.3, 2.0), (1e-6, -0.5), (5.0, 0.25)])
+def test_first_adam_step_matches_the_closed_form(decoupled, betas, grad, theta):
+    hyper = dict(lr=0.1, weight_decay=0.1, eps=1e-8)
+    measured, _ = scalar_step(torch.optim.Adam, grad, theta=theta, dtype=torch.float64, betas=betas,
+                              decoupled_weight_decay=decoupled, **hyper)
+    predicted = predict_first_adam_step(grad, theta, decoupled=decoupled, **hyper)
+    assert measured == pytest.approx(predicted, abs=1e-14, rel=0)
+
+
+def test_the_seeds_scalar_test_in_float32_exactly():
+    results = {
+        (name, grad): scalar_step(cls, grad, **SEED_HYPER)[0]
+        for name, cls in [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)]
+        for grad in (0.0, 0.1)
+    }
+    f32 = lambda x: torch.tensor(x, dtype=torch.float32).item()  # noqa: E731
+    assert results == {
+        ("adam", 0.0): f32(0.9), ("adamw", 0.0): f32(0.99),
+        ("adam", 0.1): f32(0.9), ("adamw", 0.1): f32(0.89),
+    }
+    assert results[("adam", 0.0)] == 0.8999999761581421
+    assert results[("adamw", 0.1)] == 0.8899999856948853
+
+
+def test_the_seeds_scalar_test_in_float64_is_the_formula():
+    assert scalar_step(torch.optim.Adam, 0.0, dtype=torch.float64, **SEED_HYPER)[0] == pytest.approx(1 - 0.1 / (1 + 1e-7), abs=1e-15)
+    assert scalar_step(torch.optim.AdamW, 0.0, dtype=torch.float64, **SEED_HYPER)[0] == pytest.approx(0.99, abs=1e-15)
+    assert scalar_step(torch.optim.Adam, 0.1, dtype=torch.float64, **SEED_HYPER)[0] == pytest.approx(1 - 0.1 / (1 + 5e-8), abs=1e-15)
+    assert scalar_step(torch.optim.AdamW, 0.1, dtype=torch.float64, **SEED_HYPER)[0] == pytest.approx(0.99 - 0.1 / (1 + 1e-7), abs=1e-15)
+
+
+def test_l2_state_holds_lambda_theta_and_decoupled_state_does_not():
+    _, l2 = scalar_step(torch.optim.Adam, 0.0, dtype=torch.float64, **SEED_HYPER)
+    _, decoupled = scalar_step(torch.optim.AdamW, 0.0, dtype=torch.float64, **SEED_HYPER)
+    assert l2["exp_avg"] == pytest.approx(0.1) and l2["exp_avg_sq"] == pytest.approx(0.01)
+    assert decoupled["exp_avg"] == 0.0 and decoupled["exp_avg_sq"] == 0.0
+    _, sgd = scalar_step(torch.optim.SGD, 0.0, dtype=torch.float64, lr=0.1, weight_decay=0.1, momentum=0.9)
+    assert sgd == {"momentum_buffer": pytest.approx(0.1)}
+
+
+def test_eps_is_what_keeps_a_zero_gradient_step_defined():
+    theta, _ = scalar_step(torch.optim.AdamW, 0.0, lr=0.1, weight_decay=0.1, eps=0.0)
+    assert math.isnan(theta)
+    theta, _ = scalar_step(torch.optim.AdamW, 0.0, lr=0.1, weight_decay=0.1, eps=1e-8)
+    assert theta == torch.tensor(0.99).item()
+
+
+@pytest.mark.parametrize("weight_decay", [1e-3, 1e-2, 0.1, 1.0])
+def test_l2_in_adam_steps_about_lr_whatever_lambda(weight_decay):
+    theta, _ = scalar_step(torch.optim.Adam, 0.0, dtype=torch.float64, lr=0.1, weight_decay=weight_decay,
+                           betas=(0.0, 0.0), eps=1e-8)
+    assert theta == pytest.approx(0.9, abs=1e-5)
+
+
+# --- SGD: equivalence and where it breaks ------------------------------------------------------
+
+def test_sgd_l2_equals_decoupled_under_an_lr_schedule():
+    torch.manual_seed(0)
+    grads = torch.randn(50).tolist()
+    lrs = torch.linspace(0.2, 0.0, 50).tolist()
+    l2 = sgd_trajectory(grads, lrs, decay="l2", weight_decay=0.3)
+    decoupled = sgd_trajectory(grads, lrs, decay="decoupled", weight_decay=0.3)
+    assert l2 == pytest.approx(decoupled, abs=1e-13, rel=0)
+
+
+def test_sgd_with_momentum_parts_from_step_two():
+    l2 = sgd_trajectory([0.0] * 3, [0.1] * 3, decay="l2", weight_decay=0.1, momentum=0.9)
+    decoupled = sgd_trajectory([0.0] * 3, [0.1] * 3, decay="decoupled", weight_decay=0.1, momentum=0.9)
+    assert l2[0] == pytest.approx(decoupled[0], abs=1e-15)
+    assert l2[1:] == pytest.approx([0.9711, 0.944379], abs=1e-15)
+    assert decoupled[1:] == pytest.approx([0.9801, 0.970299], abs=1e-15)
+
+
+def test_a_fixed_decay_matches_l2_only_at_one_lr():
+    fixed = sgd_trajectory([0.3, -0.1] * 2, [0.1] * 4, decay="fixed", weight_decay=0.01)
+    l2 = sgd_trajectory([0.3, -0.1] * 2, [0.1] * 4, decay="l2", weight_decay=0.1)  # lambda' = lambda / lr
+    assert fixed == pytest.approx(l2, abs=1e-15)
+    lrs = [0.1, 0.1, 0.05, 0.05]
+    fixed = sgd_trajectory([0.0] * 4, lrs, decay="fixed", weight_decay=0.01)
+    l2 = sgd_trajectory([0.0] * 4, lrs, decay="l2", weight_decay=0.1)
+    assert fixed[:2] == pytest.approx(l2[:2], abs=1e-15)
+    assert fixed[3] == pytest.approx(0.99**4) and l2[3] == pytest.approx(0.99**2 * 0.995**2)
+
+
+# --- Adam: non-equivalence ----------------------------------------------------------------------
+
+def test_adam_l2_and_adamw_differ_unless_lambda_is_zero():
+    for grad in (0.0, 0.1, -2.0):
+        l2, _ = scalar_step(torch.optim.Adam, grad, dtype=torch.float64, **SEED_HYPER)
+        decoupled, _ = scalar_step(torch.optim.AdamW, grad, dtype=torch.float64, **SEED_HYPER)
+        assert abs(l2 - decoupled) > 1e-3
+    no_decay = dict(SEED_HYPER, weight_decay=0.0)
+    assert scalar_step(torch.optim.Adam, 0.1, **no_decay) == scalar_step(torch.optim.AdamW, 0.1, **no_decay)
+
+
+def test_l2_decay_in_adam_depends_on_the_gradient_scale_and_adamw_does_not():
+    none = decay_by_gradient_scale(lambda ps: torch.optim.Adam(ps, lr=0.01))
+    l2 = decay_by_gradient_scale(lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1))
+    adamw = decay_by_gradient_scale(lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1))
+    assert none[0] == pytest.approx(none[1], rel=1e-6)      # Adam is scale-invariant
+    assert adamw[0] == pytest.approx(adamw[1], rel=1e-6)    # decoupled decay too
+    assert (1 - l2[1]) > 5 * (1 - l2[0])                      # L2 decays small-gradient weights harder
+    assert adamw[0] == pytest.approx(0.999**100 * none[0], abs=1e-3)
+
+
+# --- PyTorch's flag, defaults, schedule ---------------------------------------------------------
+
+def test_adamw_is_adam_with_the_flag():
+    assert has_decoupled_flag()
+    assert issubclass(torch.optim.AdamW, torch.optim.Adam)
+    assert torch.optim.AdamW([torch.nn.Parameter(torch.ones(1))]).param_groups[0]["decoupled_weight_decay"]
+
+
+@pytest.mark.parametrize("impl", [{}, {"foreach": True}, {"amsgrad": True}, {"maximize": True}])
+def test_decoupled_adam_equals_adamw_bitwise(impl):
+    assert same_run(lambda ps: adam_decoupled(ps, weight_decay=1e-2, **impl), lambda ps: torch.optim.AdamW(ps, **impl))
+
+
+def test_the_defaults_differ():
+    assert not same_run(lambda ps: torch.optim.Adam(ps, decoupled_weight_decay=True), torch.optim.AdamW)
+    assert not same_run(lambda ps: torch.optim.Adam(ps, weight_decay=1e-2), torch.optim.AdamW)
+    assert torch.optim.Adam([torch.nn.Parameter(torch.ones(1))]).defaults["weight_decay"] == 0
+    assert torch.optim.AdamW([torch.nn.Parameter(torch.ones(1))]).defaults["weight_decay"] == 1e-2
+
+
+def test_adam_decoupled_falls_back_to_adamw_without_the_flag(monkeypatch):
+    monkeypatch.setattr(wd, "has_decoupled_flag", lambda: False)
+    optimizer = wd.adam_decoupled([torch.nn.Parameter(torch.ones(1))], weight_decay=0.1)
+    assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["weight_decay"] == 0.1
+
+
+def test_decay_follows_the_lr_schedule():
+    lrs = [0.1, 0.05, 0.0, 0.2]
+    expected, theta = [], 1.0
+    for lr in lrs:
+        theta *= 1 - lr * 0.1
+        expected.append(theta)
+    assert adamw_under_schedule(lrs, weight_decay=0.1) == pytest.approx(expected, abs=1e-15)
+
+
+# --- The page: a number in its prose must be one the page's code shows -------------------------
+
+FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+# A number as prose writes it: 0.9711, 576, 35{,}328. Not a power of ten's exponent (10^{-8}),
+# not part of a name, a link (#143710, arXiv:1711.05101) or a version (torch 2.7).
+NUMBER = re.compile(r"(?<![\w.^{#:-])(\d+(?:\{,\}\d{3})*(?:\.\d+)?)(?![\w^])")
+
+
+def unbacked_numbers(page: Path) -> list[str]:
+    """Numbers in a page's prose (above its Sources) that appear in none of its code blocks,
+    their outputs or the snippet sections they include. A typo in a claimed number lands here."""
+    prose, code, fence = [], [], None
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## Sources"):
+            break
+        opening = FENCE.match(line)
+        if opening and fence is None:
+            fence = opening[1]
+        elif opening and opening[1][0] == fence[0] and len(opening[1]) >= len(fence):
+            fence = None
+        elif fence is not None:
+            include = INCLUDE.match(line)
+            code.extend(included_lines(include["target"])[2] if include else [line])
+        else:
+            prose.append(line)
+    text = re.sub(r"`[^`]*`|\]\([^)]*\)|torch \d+\.\d+", " ", "\n".join(prose))
+    shown = {token.replace("{,}", "") for token in NUMBER.findall("\n".join(code))}
+    claimed = [token.replace("{,}", "") for token in NUMBER.findall(text)]
+    is_year = lambda token: token.isdigit() and 1990 <= int(token) <= 2030  # noqa: E731
+    return [t for t in claimed if ("." in t or int(t) >= 10) and not is_year(t) and t not in shown]
+
+
+def test_every_number_in_the_prose_is_shown_by_code():
+    assert unbacked_numbers(DOCS / "weight-decay.md") == []
+
+
+def test_the_guard_catches_a_changed_number(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("Predict 0.9711.\n\n```python\n>>> 0.9711\n0.9711\n```\n", encoding="utf-8")
+    assert unbacked_numbers(page) == []
+    page.write_text("Predict 0.9712.\n\n```python\n>>> 0.9711\n0.9711\n```\n", encoding="utf-8")
+    assert unbacked_numbers(page) == ["0.9712"]
