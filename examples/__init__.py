@@ -15,4 +15,8 @@ EXAMPLES = (
     "optimizer_state",
     "zero_grad",
     "optimizer_step",
+    "grad_accumulation",
+    "activation_breakdown",
+    "checkpoint_seed_demo",
+    "checkpointing",
 )

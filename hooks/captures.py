@@ -17,11 +17,17 @@ from mkdocs.structure.files import File
 
 from examples import EXAMPLES
 from examples.render import markdown_table, renderer, svg
-from snippets.captures import CaptureError, load_capture, provenance_line, refresh_command, source_sha256
+from snippets.captures import ROOT, CaptureError, load_capture, provenance_line, refresh_command, source_sha256
 
 MARKER = re.compile(r"^<!--\s*capture:\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*-->[ \t]*$")
 INDEX_MARKER = "<!-- capture-index -->"
 _figures: dict[tuple[str, str], str] = {}  # (name, item) -> served path of its SVG
+
+
+def _renderer(name: str, where: str):
+    if not (ROOT / "examples" / "render" / f"{name}.py").is_file():
+        raise PluginError(f"{where}: no examples/render/{name}.py to draw capture '{name}'")
+    return renderer(name)
 
 
 def _capture(name: str, where: str) -> dict:
@@ -39,7 +45,7 @@ def on_files(files, config):
             continue
         name = match[1]
         capture = _capture(name, f"docs/{file.src_uri}")
-        for item, draw in getattr(renderer(name), "FIGURES", {}).items():
+        for item, draw in getattr(_renderer(name, f"docs/{file.src_uri}"), "FIGURES", {}).items():
             path = f"captures/{name}-{item}.svg"
             files.append(File.generated(config, path, content=svg(draw(capture))))
             _figures[(name, item)] = path
@@ -81,7 +87,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         name, item = match["name"], match["item"]
         where = f"docs/{page.file.src_uri}:{i + 1}"
         capture = _capture(name, where)
-        tables = getattr(renderer(name), "TABLES", {})
+        tables = getattr(_renderer(name, where), "TABLES", {})
         if item in tables:
             body = tables[item](capture)
         elif (name, item) in _figures:

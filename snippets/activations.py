@@ -24,7 +24,10 @@ class SavedActivations:
         if key not in self._param_storages and key not in self._seen:
             self._seen.add(key)
             self.nbytes += storage.nbytes()
-        return tensor  # keep the tensor itself: we only watch
+        # Hand autograd a detached alias: the same storage, so no extra bytes. Returning `tensor`
+        # itself would keep a saved *output* (log_softmax's, say) pointing at its own grad_fn, a
+        # reference cycle through C++ that Python's collector never frees if backward never runs.
+        return tensor.detach()
 
     def __enter__(self) -> "SavedActivations":
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)

@@ -71,3 +71,21 @@ def test_every_marker_on_a_page_names_a_capture_and_an_item():
             if module is None or item not in {**getattr(module, "TABLES", {}), **getattr(module, "FIGURES", {})}:
                 bad.append(f"{page.name}: {name}/{item}")
     assert not bad, bad
+
+
+def test_editing_an_imported_snippet_makes_the_capture_stale(tmp_path, monkeypatch):
+    """The hash covers the example and what it imports, transitively: touch one byte, it changes."""
+    import shutil
+
+    import snippets.captures as captures
+
+    for folder in ("examples", "snippets"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(captures, "ROOT", tmp_path)
+    before = captures.source_sha256("zero_grad")
+    unrelated = captures.source_sha256("optimizer_state")  # does not import snippets/timing.py
+    assert "snippets/timing.py" in [p.relative_to(tmp_path).as_posix() for p in captures.source_files("zero_grad")]
+    timing = tmp_path / "snippets" / "timing.py"
+    timing.write_text(timing.read_text() + "\n# an edit\n")
+    assert captures.source_sha256("zero_grad") != before
+    assert captures.source_sha256("optimizer_state") == unrelated

@@ -1,0 +1,66 @@
+"""Gradient accumulation: the canonical loop, and the check that it gives the big batch's gradient.
+
+K micro-batches of b = B / K examples each, every micro-batch loss divided by K, one backward()
+per micro-batch (each adds into p.grad), one optimizer step per effective batch of B.
+"""
+
+import copy
+
+import torch
+from torch import nn
+
+
+# --8<-- [start:accumulate_gradients]
+def accumulate_gradients(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Tensor, K: int) -> None:
+    """Add to p.grad the gradient of loss_fn over all of `inputs`, run as K micro-batches.
+
+    loss_fn must reduce by the mean over its batch (the default of every torch.nn loss).
+    """
+    B = len(inputs)
+    if B % K != 0:
+        # With unequal micro-batches, 1/K no longer weighs every example alike: see the token loss.
+        raise ValueError(f"batch {B} does not split into {K} equal micro-batches")
+    b = B // K
+    for x, y in zip(inputs.split(b), targets.split(b)):
+        # mean over b examples, divided by K: the mean over all B once the K backwards have added up
+        loss = loss_fn(model(x), y) / K
+        loss.backward()  # adds into p.grad; this micro-batch's activations are freed here
+# --8<-- [end:accumulate_gradients]
+
+
+# --8<-- [start:accumulation_step]
+def accumulation_step(model, optimizer, loss_fn, inputs, targets, K: int, max_norm: float | None = None):
+    """One optimizer step on an effective batch of len(inputs), K micro-batches at a time."""
+    optimizer.zero_grad()  # once per effective batch, never between micro-batches
+    accumulate_gradients(model, loss_fn, inputs, targets, K)
+    total_norm = None
+    if max_norm is not None:
+        # Clip the summed gradient, after the last micro-batch: it is the big batch's gradient.
+        total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    return total_norm
+# --8<-- [end:accumulation_step]
+
+
+# --8<-- [start:max_grad_difference]
+def gradients(model: nn.Module) -> list[torch.Tensor]:
+    return [p.grad.detach().clone() for p in model.parameters()]
+
+
+def max_abs_difference(grads_a: list[torch.Tensor], grads_b: list[torch.Tensor]) -> float:
+    return max((a - b).abs().max().item() for a, b in zip(grads_a, grads_b))
+
+
+def max_grad_difference(model: nn.Module, loss_fn, inputs, targets, K: int, seed: int = 0) -> float:
+    """max |g_big - g_accumulated| over every parameter, from two copies of `model`.
+
+    Both passes start from the same weights and the same RNG state, so the only thing that
+    differs between them is the split of the batch into K micro-batches.
+    """
+    big, accumulated = copy.deepcopy(model), copy.deepcopy(model)
+    torch.manual_seed(seed)
+    loss_fn(big(inputs), targets).backward()  # one batch of B
+    torch.manual_seed(seed)
+    accumulate_gradients(accumulated, loss_fn, inputs, targets, K)  # K batches of B / K
+    return max_abs_difference(gradients(big), gradients(accumulated))
+# --8<-- [end:max_grad_difference]

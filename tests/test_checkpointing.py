@@ -1,0 +1,325 @@
+"""Activation checkpointing (docs/checkpointing.md): the counter, the strategies' memory and
+FLOPs against their formulas, gradient equality, the torch API facts the page states, and the
+three examples at smoke size on the CPU."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.utils import checkpoint as ckpt
+
+from snippets.activations import SavedActivations
+from snippets.checkpointing import (
+    DeepMLP,
+    block_stack,
+    count_step,
+    forward_calls,
+    gradients,
+    loss_of,
+    no_checkpoint,
+    one_checkpoint,
+    per_block,
+    segments,
+    selective,
+)
+from snippets.live_bytes import LiveBytes
+
+D, N, T = 8, 8, 64
+A_BYTES = T * D * 4  # one d-wide activation
+BLOCK_BYTES = (10 * D + 2) * T * 4  # what one MLPBlock keeps for backward
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    torch.manual_seed(0)
+    return block_stack(D, N)
+
+
+@pytest.fixture(scope="module")
+def x():
+    torch.manual_seed(1)
+    return torch.randn(T, D)
+
+
+@pytest.fixture(scope="module")
+def counts(blocks, x):
+    strategies = {"none": no_checkpoint, "one": one_checkpoint, "per block": per_block, "selective": selective,
+                  **{f"segments={k}": segments(k) for k in (1, 2, 4, 8)}}
+    return {name: count_step(blocks, x, forward) for name, forward in strategies.items()}
+
+
+# --- LiveBytes --------------------------------------------------------------------------------
+
+def test_live_bytes_counts_new_storages_only_and_forgets_freed_ones():
+    before = torch.randn(10)
+    with LiveBytes() as live:
+        y = before + 1  # 40 new bytes
+        views = y.view(2, 5), y.mul_(2), before.view(5, 2)  # views and in-place: nothing new
+        assert live.live == 40
+        z = torch.empty(100)
+        assert (live.live, live.peak) == (440, 440)
+        del z
+        assert (live.live, live.peak) == (40, 440)
+    del y, views
+    assert live.live == 0
+
+
+def test_live_bytes_counts_every_output_of_an_op_and_temporaries_in_the_peak():
+    with LiveBytes() as live:
+        values, indices = torch.randn(6, 4).max(dim=1)  # the randn input is a temporary
+    assert live.live == 6 * 4 + 6 * 8  # fp32 values, int64 indices
+    assert live.peak == 6 * 4 * 4 + 6 * 4 + 6 * 8
+
+
+# --- memory: the page's formulas ---------------------------------------------------------------
+
+def test_held_bytes_follow_the_formulas(counts):
+    assert counts["none"]["held_bytes"] == N * BLOCK_BYTES
+    assert counts["one"]["held_bytes"] == A_BYTES  # only the output
+    assert counts["per block"]["held_bytes"] == N * A_BYTES
+    assert counts["selective"]["held_bytes"] == N * 6 * A_BYTES  # input + two matmul outputs (4a + a)
+    for k in (1, 2, 4, 8):  # k - 1 checkpointed segment outputs + the unchecked last segment
+        assert counts[f"segments={k}"]["held_bytes"] == (k - 1) * A_BYTES + N // k * BLOCK_BYTES
+
+
+def test_one_checkpoint_around_everything_does_not_lower_the_peak(counts):
+    assert counts["one"]["max_live_bytes"] == counts["none"]["max_live_bytes"]
+    assert counts["segments=1"] == counts["none"]  # one segment checkpoints nothing
+
+
+def test_orderings_the_page_states(counts):
+    held = {name: c["held_bytes"] for name, c in counts.items()}
+    assert held["one"] < held["per block"] < held["segments=8"] < held["segments=4"] < held["segments=2"] < held["none"]
+    assert held["per block"] < held["selective"] < held["none"]
+    peak = {name: c["max_live_bytes"] for name, c in counts.items()}
+    assert peak["per block"] == min(peak.values())
+    assert peak["per block"] < peak["selective"] < peak["none"]
+
+
+def test_uniform_stack_is_u_shaped_with_its_floor_at_sqrt_n(x):
+    torch.manual_seed(0)
+    mlp = DeepMLP(d=D, depth=8).seq  # 16 layers, each keeping one T x d tensor
+    ks = (1, 2, 4, 8, 16)
+    held = {k: count_step(mlp, x, segments(k))["held_bytes"] for k in ks}
+    assert all(held[k] == (k - 1 + 16 // k) * A_BYTES for k in ks)
+    assert min(held, key=held.get) == math.isqrt(16)
+    assert held[1] == held[16]
+
+
+def test_saved_activations_misses_the_selective_cache(blocks, x, counts):
+    with SavedActivations(blocks) as saved:
+        selective(blocks, x)
+    assert saved.nbytes == N * A_BYTES < counts["selective"]["held_bytes"]
+
+
+# --- compute -----------------------------------------------------------------------------------
+
+def recompute_forwards(count, none):
+    return (count["step_flops"] - none["step_flops"]) / none["forward_flops"]
+
+
+def test_recompute_cost_in_forwards(counts):
+    none = counts["none"]
+    assert recompute_forwards(counts["per block"], none) == 0.5  # early stop skips each down-projection
+    assert recompute_forwards(counts["one"], none) == (N - 0.5) / N
+    assert recompute_forwards(counts["selective"], none) == 0.0
+    for k in (2, 4, 8):
+        assert recompute_forwards(counts[f"segments={k}"], none) == (k - 1) * (N // k - 0.5) / N
+
+
+def test_without_early_stop_per_block_recomputes_a_whole_forward(blocks, x, counts):
+    with ckpt.set_checkpoint_early_stop(False):
+        full = count_step(blocks, x, per_block)
+    assert recompute_forwards(full, counts["none"]) == 1.0
+
+
+def test_every_strategy_gives_bitwise_the_same_gradients(blocks, x):
+    reference = gradients(blocks, x, no_checkpoint)
+    for forward in (one_checkpoint, per_block, selective, segments(2), segments(8)):
+        assert all(torch.equal(g, r) for g, r in zip(gradients(blocks, x, forward), reference)), forward
+
+
+def test_checkpoint_sequential_leaves_its_last_segment_unchecked(blocks, x):
+    assert forward_calls(blocks, x, segments(4)) == [2] * 6 + [1] * 2
+    assert forward_calls(blocks, x, segments(N)) == [2] * (N - 1) + [1]
+    assert forward_calls(blocks, x, segments(1)) == [1] * N
+    assert forward_calls(blocks, x, per_block) == [2] * N
+
+
+# --- the torch API facts the page states (torch 2.13) -----------------------------------------
+
+def test_omitting_use_reentrant_warns_and_falls_back_to_the_reentrant_variant(blocks):
+    h = torch.randn(2, D, requires_grad=True)
+    with pytest.warns(UserWarning, match="use_reentrant parameter should be passed explicitly"):
+        out = ckpt.checkpoint(blocks[0], h)
+    assert type(out.grad_fn).__name__ == "CheckpointFunctionBackward"
+    with pytest.warns(UserWarning, match="use_reentrant parameter should be passed explicitly"):
+        ckpt.checkpoint_sequential(blocks, 2, h)
+
+
+def test_reentrant_with_no_input_requiring_grad_leaves_gradients_none(blocks, x):
+    blocks.zero_grad(set_to_none=True)
+    with pytest.warns(UserWarning, match="None of the inputs have requires_grad=True"):
+        h = ckpt.checkpoint(blocks[0], x, use_reentrant=True)
+    assert not h.requires_grad
+    loss_of(blocks[1:](h)).backward()
+    assert all(p.grad is None for p in blocks[0].parameters())
+    assert all(p.grad is not None for p in blocks[1].parameters())
+    blocks.zero_grad(set_to_none=True)
+
+
+def test_reentrant_refuses_a_context_fn(blocks, x):
+    from snippets.checkpointing import save_matmuls_contexts
+
+    with pytest.raises(ValueError, match="only supported when use_reentrant=False"):
+        ckpt.checkpoint(blocks[0], x.clone().requires_grad_(), use_reentrant=True, context_fn=save_matmuls_contexts)
+
+
+def test_selective_checkpointing_is_public():
+    for name in ("create_selective_checkpoint_contexts", "CheckpointPolicy", "SelectiveCheckpointContext"):
+        assert name in ckpt.__all__
+
+
+@pytest.mark.parametrize("preserve", [True, False])
+def test_dropout_gradients_match_only_when_rng_state_is_preserved(preserve):
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Dropout(0.5), nn.Linear(32, 8))
+    x = torch.randn(16, 8)
+
+    def grads(forward):
+        block.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
+        out = forward(x)
+        loss_of(out).backward()
+        return out.detach(), [p.grad.clone() for p in block.parameters()]
+
+    plain_out, plain = grads(block)
+    out, checked = grads(lambda t: ckpt.checkpoint(block, t, use_reentrant=False, preserve_rng_state=preserve))
+    assert torch.equal(out, plain_out)  # the forward pass draws the same mask either way
+    assert all(torch.equal(a, b) for a, b in zip(checked, plain)) is preserve
+
+
+# --- the examples at smoke size ---------------------------------------------------------------
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def sweep_data():
+    from examples.checkpointing import run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return run(CPU, "smoke")
+
+
+def test_checkpointing_example_counts_follow_the_formulas(sweep_data):
+    for kind in ("blocks", "uniform"):
+        data = sweep_data[kind]
+        a, per_layer, n_layers = data["a_bytes"], data["per_layer_bytes"], data["model"]["layers"]
+        rows = {r["name"]: r for r in data["strategies"]}
+        assert rows["none"]["counted"]["held_bytes"] == n_layers * per_layer
+        assert rows["one checkpoint"]["counted"]["held_bytes"] == a
+        # the peak is not lowered, but for the loss's own backward temporaries on the uniform stack (2a)
+        lower_by = rows["none"]["counted"]["max_live_bytes"] - rows["one checkpoint"]["counted"]["max_live_bytes"]
+        assert lower_by == (0 if kind == "blocks" else 2 * a), kind
+        for r in data["strategies"]:
+            if r["segments"]:
+                k = r["segments"]
+                assert r["counted"]["held_bytes"] == (k - 1) * a + n_layers // k * per_layer, (kind, k)
+            assert r["grads_bitwise_equal"] and r["grads_max_abs_diff"] == 0.0, (kind, r["name"])
+            assert r["measured"]["held_bytes"] is None and r["measured"]["peak_bytes"] is None
+            assert r["measured"]["step_ms"] > 0 and r["measured"]["forward_ms"] > 0
+        if kind == "blocks":
+            assert rows["per block"]["counted"]["held_bytes"] == n_layers * a
+            assert rows["selective"]["counted"]["held_bytes"] == n_layers * 6 * a
+            assert rows["per block"]["recompute_forwards_counted"] == 0.5
+            assert rows["selective"]["recompute_forwards_counted"] == 0.0
+
+
+def test_checkpointing_example_records_rng_and_use_reentrant_facts(sweep_data):
+    rng = sweep_data["rng"]
+    assert rng["preserve_rng_state=True"]["grads_bitwise_equal"] is True
+    assert rng["preserve_rng_state=False"]["grads_bitwise_equal"] is False
+    omitted = sweep_data["use_reentrant_omitted"]
+    assert omitted["raised"] is None and omitted["grad_fn"] == "CheckpointFunctionBackward"
+    assert [w["category"] for w in omitted["warnings"]] == ["UserWarning"]
+
+
+def test_seed_demo_example_at_smoke_size():
+    from examples.checkpoint_seed_demo import SIZES, run
+
+    data = run(CPU, "smoke")
+    cfg = SIZES["smoke"]
+    assert data["seed"]["peak_plain_bytes"] is None and data["seed"]["delta_peak_bytes"] is None
+    assert data["seed"]["avg_step_time_plain_s"] > 0 and data["seed"]["avg_step_time_ckpt_s"] > 0
+    assert data["counted"]["plain"]["held_bytes"] == data["predicted_activation_bytes"] == 2 * cfg["depth"] * cfg["batch"] * cfg["d"] * 4
+    assert data["counted"]["ckpt"]["held_bytes"] == cfg["batch"] * cfg["d"] * 4  # the output alone
+    assert data["counted"]["ckpt"]["max_live_bytes"] == data["counted"]["plain"]["max_live_bytes"]
+    assert data["measured"]["plain"]["peak_bytes"] is None
+
+
+def test_activation_breakdown_example_at_smoke_size():
+    from examples.activation_breakdown import run
+
+    data = run(CPU, "smoke")
+    rows = data["by_tokens"]
+    for row in rows:
+        assert row["counted_activations"] == row["predicted"]["activations"]
+        assert row["measured"] is None
+        assert row["step_counter_devices"] == ["cpu"]
+    first, last = rows[0], rows[-1]
+    assert last["counted_activations"] * first["tokens"] == first["counted_activations"] * last["tokens"]
+
+
+def test_renderers_draw_every_table_and_figure_from_smoke_data(sweep_data):
+    """The renderers on CPU data, with the allocator's fields filled from the counts."""
+    import copy
+
+    from examples.render import renderer, svg
+
+    data = copy.deepcopy(sweep_data)
+    for kind in ("blocks", "uniform"):
+        for r in data[kind]["strategies"]:
+            r["measured"].update(held_bytes=r["counted"]["held_bytes"], peak_bytes=r["counted"]["max_live_bytes"])
+    module = renderer("checkpointing")
+    capture = {"name": "checkpointing", "data": data}
+    for draw in module.TABLES.values():
+        assert draw(capture).count("\n|") >= 3
+    for draw in module.FIGURES.values():
+        figure = draw(capture)
+        assert figure.axes[0].has_data() and "<svg" in svg(figure)
+
+
+def test_headline_table_shows_the_five_strategies_relative_to_none():
+    """The table docs/checkpointing.md opens § 6.8 with: five rows, none at 100 % and ×1.00."""
+    from examples.render import renderer
+    from snippets.captures import load_capture
+
+    module = renderer("checkpointing")
+    capture = load_capture("checkpointing")
+    table = module.headline(capture)
+    body = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    best = module.best_segments(capture)["name"]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in body] == [
+        "none", "one checkpoint", f"best segments ({best})", "per block", "selective"]
+    assert " | 100% | " in body[0] and " | ×1.00 | " in body[0]
+
+
+def test_breakdown_table_claims_byte_agreement_only_when_it_holds():
+    import copy
+
+    from examples.render import renderer
+    from snippets.captures import load_capture
+
+    module = renderer("activation_breakdown")
+    capture = load_capture("activation_breakdown")
+    assert "to the byte" in module.families(capture)
+    changed = copy.deepcopy(capture)
+    changed["data"]["by_tokens"][0]["measured"]["grads"] += 512
+    table = module.families(changed)
+    assert "to the byte" not in table and "(predicted 0.50 GiB)" in table
