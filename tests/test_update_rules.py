@@ -42,34 +42,23 @@ def _same_state(theirs, ours) -> bool:
                for t, o in zip(theirs, ours))
 
 
-@pytest.mark.parametrize("hyper", SGD_CONFIGURATIONS.values(), ids=SGD_CONFIGURATIONS.keys())
+# (torch optimizer, hand-written rule, hyper-parameters) for every configuration of both optimizers
+CASES = [(torch.optim.SGD, sgd_update, h) for h in SGD_CONFIGURATIONS.values()] + \
+        [(torch.optim.Adam, adam_update, h) for h in ADAM_CONFIGURATIONS.values()]
+CASE_IDS = [f"SGD-{k}" for k in SGD_CONFIGURATIONS] + [f"Adam-{k}" for k in ADAM_CONFIGURATIONS]
+
+
+@pytest.mark.parametrize("optimizer, rule, hyper", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("flags", [None, {"foreach": False}, {"foreach": True}], ids=["default", "for-loop", "foreach"])
-def test_sgd_update_is_bitwise_torch_sgd(hyper, flags):
-    differences, theirs, ours = side_by_side(torch.optim.SGD, sgd_update, steps=STEPS, flags=flags, **hyper)
+def test_hand_written_rule_is_bitwise_torch(optimizer, rule, hyper, flags):
+    differences, theirs, ours = side_by_side(optimizer, rule, steps=STEPS, flags=flags, **hyper)
     assert differences == [0.0] * STEPS
     assert _same_state(theirs, ours)
 
 
-@pytest.mark.parametrize("hyper", SGD_CONFIGURATIONS.values(), ids=SGD_CONFIGURATIONS.keys())
-def test_sgd_update_matches_fused_sgd_within_1e_6(hyper):
-    differences, theirs, ours = side_by_side(torch.optim.SGD, sgd_update, steps=STEPS, flags={"fused": True}, **hyper)
-    assert max(differences) <= 1e-6
-    for t, o in zip(theirs, ours):
-        assert t.keys() == o.keys()
-        assert all(torch.allclose(t[k], o[k], rtol=0, atol=1e-6) for k in t)
-
-
-@pytest.mark.parametrize("hyper", ADAM_CONFIGURATIONS.values(), ids=ADAM_CONFIGURATIONS.keys())
-@pytest.mark.parametrize("flags", [None, {"foreach": False}, {"foreach": True}], ids=["default", "for-loop", "foreach"])
-def test_adam_update_is_bitwise_torch_adam(hyper, flags):
-    differences, theirs, ours = side_by_side(torch.optim.Adam, adam_update, steps=STEPS, flags=flags, **hyper)
-    assert differences == [0.0] * STEPS
-    assert _same_state(theirs, ours)
-
-
-@pytest.mark.parametrize("hyper", ADAM_CONFIGURATIONS.values(), ids=ADAM_CONFIGURATIONS.keys())
-def test_adam_update_matches_fused_adam_within_1e_6(hyper):
-    differences, theirs, ours = side_by_side(torch.optim.Adam, adam_update, steps=STEPS, flags={"fused": True}, **hyper)
+@pytest.mark.parametrize("optimizer, rule, hyper", CASES, ids=CASE_IDS)
+def test_hand_written_rule_matches_fused_within_1e_6(optimizer, rule, hyper):
+    differences, theirs, ours = side_by_side(optimizer, rule, steps=STEPS, flags={"fused": True}, **hyper)
     assert max(differences) <= 1e-6
     for t, o in zip(theirs, ours):
         assert t.keys() == o.keys()

@@ -29,8 +29,6 @@ def per_k(capture: dict) -> str:
     quantities = [
         ("micro-batch b", lambda r: f"{r['micro_batch']:,}"),
         ("baseline: allocated between steps (MiB)", lambda r: _mib(r["baseline_allocated_bytes"])),
-        ("growth of the baseline since K = 1 (MiB)",
-         lambda r: _mib(r["baseline_allocated_bytes"] - first["baseline_allocated_bytes"])),
         ("peak of one step above the baseline (MiB)", lambda r: _mib(r["peak_above_baseline_bytes"])),
         ("activations one micro-batch saves: counted by hooks (MiB)", lambda r: _mib(r["saved_activation_bytes"])),
         ("activations one micro-batch saves: formula (MiB)", lambda r: _mib(r["predicted_activation_bytes"])),
@@ -63,19 +61,19 @@ def amp(capture: dict) -> str:
 def peak(capture: dict):
     """Memory at the peak of one step, stacked: what stays between steps, then what the step adds.
 
-    The between-steps part is K = 1's baseline for every bar: the growth of the measured baseline
-    after K = 1 is what the example's own counting passes left behind (see the page), not memory a
-    step of accumulation needs.
+    Each bar is its own K's measured baseline (the same bytes at every K) split into persistent
+    memory, data and the rest (cuBLAS workspaces and 512-byte rounding), then the peak above it
+    split into the activations autograd saved and the rest of the peak (backward's gradients in
+    flight, kernels' scratch). A bar's top is the step's peak of allocated bytes.
     """
     d = capture["data"]
-    first = d["per_k"][0]
     persistent = sum(d["persistent_bytes"].values())
     data = d["data_bytes"]
-    workspaces = first["baseline_allocated_bytes"] - persistent - data
     fig, ax = figure(7.0, 3.6)
     labels = [f"K = {r['K']}\nb = {r['micro_batch']:,}" for r in d["per_k"]]
-    columns = [[persistent, data, workspaces, r["saved_activation_bytes"],
-                r["peak_above_baseline_bytes"] - r["saved_activation_bytes"]] for r in d["per_k"]]
+    columns = [[persistent, data, r["baseline_allocated_bytes"] - persistent - data,
+                r["saved_activation_bytes"], r["peak_above_baseline_bytes"] - r["saved_activation_bytes"]]
+               for r in d["per_k"]]
     if any(value < 0 for column in columns for value in column):
         raise ValueError(f"grad_accumulation/peak: a negative segment in {columns}")  # fail loudly, draw nothing
     bottom = [0.0] * len(columns)

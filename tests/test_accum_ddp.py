@@ -1,0 +1,72 @@
+"""DDP no_sync with two real processes: two CPU ranks over gloo (snippets/ddp_no_sync.py).
+
+Each rank takes half of one global batch and accumulates it in K = 4 micro-batches, three ways:
+no_sync() around forward and backward of all but the last micro-batch (right), no_sync() around
+the backward only (the trap), and every micro-batch inside no_sync() (no all-reduce at all).
+The workers turn warnings into errors and destroy their process group; a free port is picked.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from snippets.accumulation import max_abs_difference
+from snippets.ddp_no_sync import two_process_demo
+
+K = 4
+
+
+@pytest.fixture(scope="module")
+def ranks():
+    start = time.perf_counter()
+    results = two_process_demo(K=K, local_batch=8)
+    return results, time.perf_counter() - start
+
+
+def _noise(grads: list[torch.Tensor]) -> float:
+    return 16 * torch.finfo(torch.float32).eps * max(g.abs().max().item() for g in grads)
+
+
+def test_no_sync_all_reduces_once_after_the_last_micro_batch(ranks):
+    results, _ = ranks
+    for rank in results:
+        assert rank["no_sync"]["allreduced_after"] == [K - 1]  # one bucket, reduced once
+
+
+def test_no_sync_around_backward_only_still_all_reduces_every_micro_batch(ranks):
+    results, _ = ranks
+    for rank in results:
+        assert rank["backward_only"]["allreduced_after"] == list(range(K))
+
+
+def test_both_ranks_end_with_the_one_process_big_batch_gradient(ranks):
+    results, _ = ranks
+    zero, one = results
+    for variant in ("no_sync", "backward_only"):
+        # the all-reduce hands both ranks the very same tensor
+        assert all(torch.equal(a, b) for a, b in zip(zero[variant]["grads"], one[variant]["grads"]))
+        expected = zero["reference"]  # one process, both ranks' data at once
+        assert max_abs_difference(zero[variant]["grads"], expected) < _noise(expected), variant
+
+
+def test_inside_no_sync_each_rank_keeps_its_own_sum(ranks):
+    results, _ = ranks
+    zero, one = results
+    for rank in results:
+        assert rank["all_local"]["allreduced_after"] == []
+    expected = zero["reference"]
+    # the two local sums differ (different data) ...
+    assert max_abs_difference(zero["all_local"]["grads"], one["all_local"]["grads"]) > 1e3 * _noise(expected)
+    # ... and their average, what the all-reduce would compute, is the big batch's gradient
+    average = [(a + b) / 2 for a, b in zip(zero["all_local"]["grads"], one["all_local"]["grads"])]
+    assert max_abs_difference(average, expected) < _noise(expected)
+
+
+def test_the_demo_is_quick_and_leaves_no_process_group_behind(ranks):
+    _, seconds = ranks
+    assert seconds < 30  # about 4 s on two cores, mostly two fresh imports of torch
+    assert not dist.is_initialized()

@@ -1,0 +1,70 @@
+"""Changing a claimed equivalence on docs/grad-accumulation.md makes its page test fail.
+
+Each case rewrites one claim in a copy of the page (equal -> different, or different -> equal),
+runs the copy's blocks the way docs/conftest.py does, and expects the first failure at that line.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sybil import Document
+from sybil.parsers.markdown import ClearNamespaceParser, SkipParser
+
+from tests.docblocks import DOCS, PagePythonParser
+
+PAGE = DOCS / "grad-accumulation.md"
+
+MUTATIONS = {
+    # the proof: accumulation at K = 64 is equal to the big batch within noise, not bit for bit
+    "proof": ("K=64  b= 1  max|Δg|: equal within noise", "K=64  b= 1  max|Δg|: exactly equal"),
+    # the token bug: averaging micro-batch means does NOT give the big batch's loss
+    "token mean": ("(2.9401, 2.7724, 2.9401)", "(2.9401, 2.9401, 2.9401)"),
+    # DDP: no_sync around forward and backward all-reduces once, after the last micro-batch
+    "no_sync": ("{'ddp_accumulate_gradients': [3], ", "{'ddp_accumulate_gradients': [0, 1, 2, 3], "),
+    # the cheat-sheet table: BatchNorm in training mode differs, in eval mode it matches
+    "batchnorm": ("BatchNorm, eval mode       equal within noise", "BatchNorm, eval mode       DIFFERENT by 0.06"),
+    # the GPU capture: the float16 step with GradScaler("cuda") was not skipped
+    "amp on cuda": ('float16   GradScaler("cuda")  scale 65536.0  skipped False',
+                    'float16   GradScaler("cuda")  scale 65536.0  skipped True'),
+    # the GPU capture: the between-steps baseline is the same, to the byte, at every K
+    "flat baseline": ("{1: 0, 2: 0, 4: 0, 8: 0}", "{1: 0, 2: 0, 4: 0, 8: 512}"),
+    # the GPU capture: what no tensor holds at the peak, in MiB
+    "scratch": ("{1: 132, 2: 132, 4: 128, 8: 64}", "{1: 132, 2: 132, 4: 128, 8: 128}"),
+    # a pack hook that returns tensor.detach() leaves nothing alive without a backward...
+    "detach": ("SavedActivations  forward only:    0", "SavedActivations  forward only: 1344"),
+    # ...and one that returns the tensor itself keeps the graph's saved outputs alive
+    "trap": ("ReturnsTheTensor  forward only: 1344", "ReturnsTheTensor  forward only:    0"),
+}
+
+
+def _examples(path):
+    return list(Document.parse(str(path), PagePythonParser(), SkipParser(), ClearNamespaceParser()).examples())
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_a_changed_claim_fails_at_its_line(tmp_path, name):
+    old, new = MUTATIONS[name]
+    text = PAGE.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"the claim {old!r} is no longer on the page exactly once"
+    mutated_line = text[: text.index(old)].count("\n") + 1
+    copy = tmp_path / PAGE.name
+    copy.write_text(text.replace(old, new), encoding="utf-8")
+
+    failed_at = None
+    for example in _examples(copy):
+        try:
+            example.evaluate()
+        except Exception:  # the SybilFailure of a doctest whose output no longer matches
+            failed_at = example.line
+            break
+    assert failed_at is not None, f"the page still passes with {new!r}"
+    # the failing doctest statement starts on the mutated line or a few lines above it
+    assert 0 <= mutated_line - failed_at <= 12, (failed_at, mutated_line)
+
+
+def test_the_unchanged_page_passes_in_the_same_harness():
+    """So that each failure above is the mutation's doing."""
+    examples = _examples(PAGE)
+    for example in examples:
+        example.evaluate()
+    assert len(examples) > 50
