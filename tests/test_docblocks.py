@@ -4,6 +4,7 @@ and a failure names the file and line to fix."""
 from __future__ import annotations
 
 import traceback
+import unittest
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,6 @@ def test_a_broken_include_names_the_page_and_line(tmp_path, target, message):
 
 
 def test_skip_with_a_reason_skips(tmp_path):
-    with pytest.raises(Exception) as skipped:
+    with pytest.raises(unittest.SkipTest) as skipped:
         _evaluate(tmp_path, '<!-- skip: next "needs a GPU" -->\n\n```python\nraise RuntimeError\n```\n')
     assert "needs a GPU" in str(skipped.value)
