@@ -1,32 +1,46 @@
-"""MkDocs hook: show captures on the pages, with their provenance.
+"""MkDocs hook: put measured and computed results into the pages, with their provenance.
 
-A line `<!-- capture: optimizer_step/bandwidth -->` in a page becomes the table or figure that
-examples/render/optimizer_step.py draws from docs/captures/optimizer_step.json, followed by the
-capture's provenance (GPU, torch, CUDA, date). Figures are rendered to SVG at build time and served
-as captures/<name>-<item>.svg. A marker naming a missing capture or item fails the build, naming
-page and line; a stale capture (its example changed since) is shown with a warning, and the tests
-fail on it.
+Three markers, outside code blocks:
+
+* a line `<!-- capture: optimizer_step/steps -->` becomes the table or figure that
+  examples/render/optimizer_step.py draws from docs/captures/optimizer_step.json, followed by the
+  capture's provenance line (GPU, torch, CUDA, date);
+* a line `<!-- figure: memory_figures/families -->` becomes a figure that
+  examples/render/memory_figures.py draws from data the tests compute on the CPU (no capture);
+* `{{ zero_grad/workspace }}` inside a sentence becomes one captured value, formatted by the
+  renderer's VALUES, with the provenance on hover. Prose never types a measured number.
+
+Figures are SVG drawn at build time and served under captures/ or figures/, each in a <figure>
+with its alt text and caption (examples.render.Chart). A marker naming a missing capture, module
+or item fails the build, naming page and line; a stale capture (its example changed since) is
+shown with a warning, and the tests fail on it.
 """
 
 from __future__ import annotations
 
+import html
 import re
 
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 from examples import EXAMPLES
-from examples.render import markdown_table, renderer, svg
+from examples.render import Chart, markdown_table, renderer, svg
 from snippets.captures import ROOT, CaptureError, load_capture, provenance_line, refresh_command, source_sha256
 
-MARKER = re.compile(r"^<!--\s*capture:\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*-->[ \t]*$")
+MARKER = re.compile(r"^<!--\s*(?P<kind>capture|figure):\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*-->[ \t]*$")
+VALUE = re.compile(r"\{\{\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*\}\}")
+FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 INDEX_MARKER = "<!-- capture-index -->"
-_figures: dict[tuple[str, str], str] = {}  # (name, item) -> served path of its SVG
+RENDER_DIR = ROOT / "examples" / "render"
+
+# (kind, name, item) -> (served path, Chart)
+_figures: dict[tuple[str, str, str], tuple[str, Chart]] = {}
 
 
 def _renderer(name: str, where: str):
-    if not (ROOT / "examples" / "render" / f"{name}.py").is_file():
-        raise PluginError(f"{where}: no examples/render/{name}.py to draw capture '{name}'")
+    if not (RENDER_DIR / f"{name}.py").is_file():
+        raise PluginError(f"{where}: no examples/render/{name}.py to draw '{name}'")
     return renderer(name)
 
 
@@ -37,18 +51,33 @@ def _capture(name: str, where: str) -> dict:
         raise PluginError(f"{where}: {error}") from None
 
 
+def _chart(draw, where: str, *args) -> Chart:
+    chart = draw(*args)
+    if not isinstance(chart, Chart):
+        raise PluginError(f"{where}: a figure function must return examples.render.Chart, not {type(chart).__name__}")
+    return chart
+
+
+def _page_figure_modules() -> list[str]:
+    """Renderer modules with no capture of the same name: they draw figures of CPU-computed data."""
+    captured = set(EXAMPLES)
+    return sorted(p.stem for p in RENDER_DIR.glob("*.py") if p.stem != "__init__" and p.stem not in captured)
+
+
 def on_files(files, config):
     _figures.clear()
-    for file in list(files):
-        match = re.fullmatch(r"captures/([a-z0-9_]+)\.json", file.src_uri)
-        if not match:
-            continue
-        name = match[1]
-        capture = _capture(name, f"docs/{file.src_uri}")
-        for item, draw in getattr(_renderer(name, f"docs/{file.src_uri}"), "FIGURES", {}).items():
+    for name in EXAMPLES:
+        where = f"docs/captures/{name}.json"
+        capture = _capture(name, where)
+        for item, draw in getattr(_renderer(name, where), "FIGURES", {}).items():
             path = f"captures/{name}-{item}.svg"
-            files.append(File.generated(config, path, content=svg(draw(capture))))
-            _figures[(name, item)] = path
+            _figures[("capture", name, item)] = (path, _chart(draw, f"examples/render/{name}.py:{item}", capture))
+    for name in _page_figure_modules():
+        for item, draw in getattr(renderer(name), "FIGURES", {}).items():
+            path = f"figures/{name}-{item}.svg"
+            _figures[("figure", name, item)] = (path, _chart(draw, f"examples/render/{name}.py:{item}"))
+    for path, chart in _figures.values():
+        files.append(File.generated(config, path, content=svg(chart.figure)))
     return files
 
 
@@ -61,39 +90,104 @@ def _provenance(capture: dict) -> str:
     return line
 
 
+def _figure_html(path: str, chart: Chart, page) -> str:
+    # A Markdown image, so that MkDocs resolves the path from the page's source and checks it.
+    target = "../" * page.file.src_uri.count("/") + path
+    width, height = (round(v * 96) for v in chart.figure.get_size_inches())  # CSS px: 96 per inch
+    alt = " ".join(chart.alt.split()).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    alt = html.escape(alt, quote=False)
+    return (f'<figure class="chart" markdown>\n![{alt}]({target}){{ width="{width}" height="{height}" }}\n'
+            f"<figcaption markdown>\n{chart.caption.strip()}\n</figcaption>\n</figure>")
+
+
 def _index() -> str:
-    """One row per example: where and when its capture was made, and whether it is still fresh."""
-    rows, sources = [], []
+    """One row per example: where and when its capture was made, whether it is fresh, who shows it."""
+    shown_on = _pages_showing()
+    rows = []
     for name in EXAMPLES:
         capture = _capture(name, "the capture index")
         p = capture["provenance"]
         fresh = "fresh" if source_sha256(name) == p["source_sha256"] else "**stale**"
-        rows.append([f"`{name}`", p["gpu"] or p["device"], p["torch"], p["cuda"] or "—", p["date"][:10],
-                     f"{p['wall_s']:.1f}", fresh])
-        sources.append(f"- `{name}`: " + ", ".join(f"`{s}`" for s in p["sources"]))
-    table = markdown_table(["example", "device", "torch", "CUDA", "date", "run (s)", "state"], rows, "lllllrl")
-    return f"{table}\n\nSource hashed into each capture:\n\n" + "\n".join(sources)
+        pages = ", ".join(f"[{title}]({src})" for src, title in shown_on.get(name, [])) or "—"
+        rows.append([f"`{name}`", pages, p["date"][:10], f"{p['wall_s']:.1f}", fresh])
+    table = markdown_table(["capture", "shown on", "date", "run (s)", "state"], rows, "lllrl")
+    first = load_capture(EXAMPLES[0])
+    return f"{table}\n\n<p class=\"provenance\">Measured: {provenance_line(first)}</p>"
+
+
+_titles: dict[str, str] = {}
+_markers_by_page: dict[str, set[str]] = {}
+
+
+def _pages_showing() -> dict[str, list[tuple[str, str]]]:
+    result: dict[str, list[tuple[str, str]]] = {}
+    for src, names in sorted(_markers_by_page.items()):
+        for name in names:
+            result.setdefault(name, []).append((src, _titles.get(src, src)))
+    return result
+
+
+def on_nav(nav, config, files):
+    """Before any page is rendered, note which pages show which captures (for the index)."""
+    _markers_by_page.clear()
+    _titles.clear()
+    for page in nav.pages:
+        text = (ROOT / "docs" / page.file.src_uri).read_text(encoding="utf-8")
+        names = set()
+        for match in re.finditer(r"<!--\s*capture:\s*(?P<a>[a-z0-9_]+)/|\{\{\s*(?P<b>[a-z0-9_]+)/", text):
+            names.add(match["a"] or match["b"])
+        if names:
+            _markers_by_page[page.file.src_uri] = names & set(EXAMPLES)
+            _titles[page.file.src_uri] = page.title or page.file.src_uri
+    return nav
+
+
+def _value(name: str, item: str, where: str) -> str:
+    capture = _capture(name, where)
+    values = getattr(_renderer(name, where), "VALUES", {})
+    if item not in values:
+        raise PluginError(f"{where}: examples/render/{name}.py has no value '{item}' (VALUES: {', '.join(values)})")
+    title = html.escape(f"Measured: {provenance_line(capture)}", quote=True)
+    return f'<span class="captured" title="{title}">{values[item](capture)}</span>'
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     lines = markdown.split("\n")
+    fence = None
     for i, line in enumerate(lines):
+        where = f"docs/{page.file.src_uri}:{i + 1}"
+        opening = FENCE.match(line)
+        if opening and fence is None:
+            fence = opening[1]
+            continue
+        if opening and opening[1][0] == fence[0] and len(opening[1]) >= len(fence):
+            fence = None
+            continue
+        if fence is not None:
+            continue
         if line.strip() == INDEX_MARKER:
             lines[i] = _index()
             continue
-        match = MARKER.match(line)
+        lines[i] = line = VALUE.sub(lambda m: _value(m["name"], m["item"], where), line)
+        match = MARKER.match(line.strip())
         if not match:
             continue
-        name, item = match["name"], match["item"]
-        where = f"docs/{page.file.src_uri}:{i + 1}"
-        capture = _capture(name, where)
-        tables = getattr(_renderer(name, where), "TABLES", {})
-        if item in tables:
-            body = tables[item](capture)
-        elif (name, item) in _figures:
-            target = "../" * page.file.src_uri.count("/") + _figures[(name, item)]
-            body = f'<figure class="capture-figure" markdown>\n![{name}: {item}]({target})\n</figure>'
+        kind, name, item = match["kind"], match["name"], match["item"]
+        indent = line[: len(line) - len(line.lstrip())]
+        if kind == "figure":
+            if (kind, name, item) not in _figures:
+                raise PluginError(f"{where}: examples/render/{name}.py draws no figure '{item}' "
+                                  "(or it is a capture's renderer: use <!-- capture: ... -->)")
+            body = _figure_html(*_figures[(kind, name, item)], page)
         else:
-            raise PluginError(f"{where}: examples/render/{name}.py has no table or figure '{item}'")
-        lines[i] = f"{body}\n\n{_provenance(capture)}\n"
+            capture = _capture(name, where)
+            tables = getattr(_renderer(name, where), "TABLES", {})
+            if item in tables:
+                body = tables[item](capture)
+            elif (kind, name, item) in _figures:
+                body = _figure_html(*_figures[(kind, name, item)], page)
+            else:
+                raise PluginError(f"{where}: examples/render/{name}.py has no table or figure '{item}'")
+            body = f"{body}\n\n{_provenance(capture)}\n"
+        lines[i] = "\n".join(indent + l if l else l for l in body.split("\n"))
     return "\n".join(lines)

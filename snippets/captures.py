@@ -22,7 +22,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTURES_DIR = ROOT / "docs" / "captures"
+# OASM_CAPTURES_DIR points pages and the build at other captures (a smoke run, while an example
+# is being written): for development only, CI never sets it.
+CAPTURES_DIR = Path(os.environ.get("OASM_CAPTURES_DIR") or ROOT / "docs" / "captures")
 LOCAL_PACKAGES = ("snippets", "examples")
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from examples import EXAMPLES
-from examples.render import renderer
+from examples.render import FONT_SIZE_PT, Chart, renderer, svg
 from snippets.captures import CAPTURES_DIR, ROOT, load_capture, refresh_command, source_files, source_sha256
 
 NOT_EXAMPLES = {"__init__", "__main__", "standalone"}
-MARKER = re.compile(r"<!--\s*capture:\s*([a-z0-9_]+)/([a-z0-9_]+)\s*-->")
+MARKER = re.compile(r"<!--\s*(capture|figure):\s*([a-z0-9_]+)/([a-z0-9_]+)\s*-->")
+VALUE = re.compile(r"\{\{\s*([a-z0-9_]+)/([a-z0-9_]+)\s*\}\}")
 
 
 def test_every_example_module_is_registered():
@@ -60,16 +61,47 @@ def test_renderer_draws_every_table_and_figure(name):
     for item, draw in getattr(module, "TABLES", {}).items():
         assert draw(capture).count("\n|") >= 2, f"{name}/{item}: an empty table"
     for item, draw in getattr(module, "FIGURES", {}).items():
-        assert draw(capture).axes[0].has_data(), f"{name}/{item}: an empty figure"
+        check_chart(draw(capture), f"{name}/{item}")
+    for item, value in getattr(module, "VALUES", {}).items():
+        text = value(capture)
+        assert isinstance(text, str) and text.strip() and "nan" not in text.lower(), f"{name}/{item}: {text!r}"
+
+
+def check_chart(chart, where: str) -> None:
+    """A figure with data, alt text and a caption, whose every text is at least the site's size."""
+    assert isinstance(chart, Chart), f"{where}: FIGURES must return examples.render.Chart"
+    assert any(ax.has_data() for ax in chart.figure.axes), f"{where}: an empty figure"
+    sizes = [float(s) for s in re.findall(r"font-size: ([0-9.]+)px", svg(chart.figure))]
+    assert sizes and min(sizes) >= FONT_SIZE_PT, f"{where}: text at {min(sizes)} pt; at least {FONT_SIZE_PT}"
+
+
+def test_page_figures_draw():
+    """Figures of CPU-computed data (renderer modules with no capture) draw, with words."""
+    modules = [p.stem for p in (ROOT / "examples" / "render").glob("*.py")
+               if p.stem != "__init__" and p.stem not in EXAMPLES]
+    for name in modules:
+        module = renderer(name)
+        assert getattr(module, "FIGURES", {}), f"examples/render/{name}.py draws no figure and has no capture"
+        for item, draw in module.FIGURES.items():
+            check_chart(draw(), f"{name}/{item}")
 
 
 def test_every_marker_on_a_page_names_a_capture_and_an_item():
     bad = []
     for page in sorted((ROOT / "docs").glob("*.md")):
-        for name, item in MARKER.findall(page.read_text(encoding="utf-8")):
-            module = renderer(name) if name in EXAMPLES else None
-            if module is None or item not in {**getattr(module, "TABLES", {}), **getattr(module, "FIGURES", {})}:
-                bad.append(f"{page.name}: {name}/{item}")
+        text = page.read_text(encoding="utf-8")
+        for kind, name, item in MARKER.findall(text):
+            if kind == "capture":
+                module = renderer(name) if name in EXAMPLES else None
+                items = {**getattr(module, "TABLES", {}), **getattr(module, "FIGURES", {})} if module else {}
+            else:
+                module = renderer(name) if (ROOT / "examples" / "render" / f"{name}.py").is_file() else None
+                items = getattr(module, "FIGURES", {}) if module and name not in EXAMPLES else {}
+            if item not in items:
+                bad.append(f"{page.name}: {kind} {name}/{item}")
+        for name, item in VALUE.findall(text):
+            if name not in EXAMPLES or item not in getattr(renderer(name), "VALUES", {}):
+                bad.append(f"{page.name}: value {name}/{item}")
     assert not bad, bad
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from examples.render import figure, gib, markdown_table
+from examples.render import Chart, figure, gib, markdown_table
 
 FAMILIES = (("params", "parameters", "#9e9e9e"), ("grads", "gradients", "#5c6bc0"),
             ("adamw_state", "AdamW state", "#2e7d32"), ("activations", "activations", "#c62828"))
@@ -33,7 +33,7 @@ def families(capture: dict) -> str:
 
 def by_tokens(capture: dict):
     rows = capture["data"]["by_tokens"]
-    fig, ax = figure(7.0, 3.6)
+    fig, ax = figure(5.6, 3.6)
     labels = [f"{r['tokens']:,}" for r in rows]
     bottom = [0.0] * len(rows)
     for key, label, colour in FAMILIES:
@@ -50,4 +50,12 @@ def by_tokens(capture: dict):
 
 
 TABLES = {"families": families}
-FIGURES = {"by_tokens": by_tokens}
+def by_tokens_chart(capture: dict) -> Chart:
+    return Chart(by_tokens(capture),
+                 alt="Stacked bars of parameters, gradients, AdamW state and activations in GiB for each "
+                     "batch size in tokens, with a black mark at the peak of the step.",
+                 caption="The four families on the GPU, in GiB, as the batch grows: the first three stay "
+                         "fixed, activations grow with the tokens.")
+
+
+FIGURES = {"by_tokens": by_tokens_chart}

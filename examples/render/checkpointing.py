@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from examples.render import gib, markdown_table
+from examples.render import Chart, gib, markdown_table
 
 HEADLINE = ("none", "one checkpoint", "best segments", "per block", "selective")
 
@@ -113,7 +113,7 @@ def segments_figure(capture: dict):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8.0, 4.2), layout="constrained")
+    fig = Figure(figsize=(5.6, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     u, b = capture["data"]["uniform"]["model"], capture["data"]["blocks"]["model"]
     _panel(left, capture, "uniform", f"seed's DeepMLP: {u['layers']} equal layers (A = a)")
@@ -129,7 +129,7 @@ def time_figure(capture: dict):
 
     rows = list(_rows(capture, "blocks").values())
     none = rows[0]["measured"]
-    fig, ax = figure(7.0, 3.8)
+    fig, ax = figure(5.6, 3.8)
     x = range(len(rows))
     ax.bar(x, [r["measured"]["step_ms"] for r in rows], color="#5c6bc0", label="step (forward + backward)")
     ax.bar(x, [r["measured"]["forward_ms"] for r in rows], color="#c5cae9", label="forward alone")
@@ -150,4 +150,19 @@ def time_figure(capture: dict):
 
 
 TABLES = {"headline": headline, "blocks": _sweep_table("blocks"), "uniform": _sweep_table("uniform")}
-FIGURES = {"segments": segments_figure, "time": time_figure}
+def segments_chart(capture: dict) -> Chart:
+    return Chart(segments_figure(capture),
+                 alt="Two panels of peak memory in GiB against the number of checkpoint segments k on a "
+                     "log scale, measured and counted, with Chen et al.'s formula as a dashed line.",
+                 caption="The segment sweep: peak memory against the number of segments, for the "
+                         "uniform stack (left) and the MLP blocks (right).")
+
+
+def time_chart(capture: dict) -> Chart:
+    return Chart(time_figure(capture),
+                 alt="Bars of step time in milliseconds for each checkpointing strategy, with the "
+                     "forward alone and the time the FLOP count predicts.",
+                 caption="What the recompute costs in time, per strategy, on the MLP blocks.")
+
+
+FIGURES = {"segments": segments_chart, "time": time_chart}

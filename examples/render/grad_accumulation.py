@@ -3,7 +3,7 @@ K = 1, 2, 4, 8 micro-batches, and the mixed-precision step against the float32 b
 
 from __future__ import annotations
 
-from examples.render import figure, markdown_table, mib
+from examples.render import Chart, figure, markdown_table, mib
 
 # (label, colour) of the stacked segments, bottom to top
 SEGMENTS = (("parameters + gradients + AdamW state", "#9e9e9e"), ("data (X, Y)", "#bdbdbd"),
@@ -69,7 +69,7 @@ def peak(capture: dict):
     d = capture["data"]
     persistent = sum(d["persistent_bytes"].values())
     data = d["data_bytes"]
-    fig, ax = figure(7.0, 3.6)
+    fig, ax = figure(5.6, 3.6)
     labels = [f"K = {r['K']}\nb = {r['micro_batch']:,}" for r in d["per_k"]]
     columns = [[persistent, data, r["baseline_allocated_bytes"] - persistent - data,
                 r["saved_activation_bytes"], r["peak_above_baseline_bytes"] - r["saved_activation_bytes"]]
@@ -87,4 +87,13 @@ def peak(capture: dict):
 
 
 TABLES = {"per_k": per_k, "amp": amp}
-FIGURES = {"peak": peak}
+def peak_chart(capture: dict) -> Chart:
+    return Chart(peak(capture),
+                 alt="Stacked bars, one per number of micro-batches K, of the memory at the peak of a "
+                     "step in GiB: a persistent part that is the same for every K and an activation "
+                     "part that halves each time K doubles.",
+                 caption="Peak memory of one optimizer step on the same effective batch, split into "
+                         "what stays between steps and what the step adds, in GiB.")
+
+
+FIGURES = {"peak": peak_chart}

@@ -1,0 +1,52 @@
+"""MkDocs hook: keep raw LaTeX out of the search index and its previews.
+
+pymdownx.arithmatex leaves formulas in the page as `\\(\\theta_t\\)` for KaTeX to typeset in the
+browser; Material's search would index (and preview) that source. Each formula is marked
+`data-search-exclude`, and a plain-text rendering of it (θ_t) follows in a span that only the
+search index reads (site.css hides it; KaTeX's own MathML serves screen readers).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+MATH = re.compile(r'<(?P<tag>span|div) class="arithmatex">(?P<tex>.*?)</(?P=tag)>', re.DOTALL)
+
+SYMBOLS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε",
+    "eta": "η", "theta": "θ", "lambda": "λ", "mu": "μ", "nu": "ν", "pi": "π", "rho": "ρ",
+    "sigma": "σ", "tau": "τ", "phi": "φ", "psi": "ψ", "omega": "ω", "Delta": "Δ", "Psi": "Ψ",
+    "nabla": "∇", "sqrt": "√", "cdot": "·", "times": "×", "leftarrow": "←", "rightarrow": "→",
+    "to": "→", "approx": "≈", "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "neq": "≠",
+    "sum": "Σ", "infty": "∞", "odot": "⊙", "lceil": "⌈", "rceil": "⌉", "lfloor": "⌊",
+    "rfloor": "⌋", "ldots": "…", "dots": "…", "in": "∈", "propto": "∝", "pm": "±",
+    "lVert": "‖", "rVert": "‖", "Vert": "‖", "lvert": "|", "rvert": "|", "mid": "|",
+}
+DROP = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg|mathrm|text|mathbf|operatorname|underbrace|"
+                  r"quad|qquad|displaystyle|,|;|!)(?![a-zA-Z])")
+
+
+def plain(tex: str) -> str:
+    """A readable one-line approximation of a formula: θ ← θ − γ·(g + λθ)."""
+    text = tex.strip()
+    text = re.sub(r"^\\[(\[]|\\[)\]]$", "", text).strip()
+    text = re.sub(r"\\(?:hat|widehat)\s*\{?\s*([a-zA-Z])\s*\}?", "\\1\u0302", text)
+    for _ in range(4):  # innermost first: \sqrt{x} -> √(x), \frac{a}{b} -> (a)/(b)
+        text = re.sub(r"\\sqrt\{([^{}]*)\}", r"√(\1)", text)
+        text = re.sub(r"\\[td]?frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", text)
+    text = DROP.sub(" ", text)
+    text = re.sub(r"\\([a-zA-Z]+)", lambda m: SYMBOLS.get(m[1], m[1]), text)
+    text = text.replace("{", "").replace("}", "").replace("&", " ").replace("\\\\", " ")
+    return " ".join(text.split())
+
+
+def _replace(match: re.Match) -> str:
+    tag, tex = match["tag"], match["tex"]
+    words = html.escape(plain(html.unescape(tex)), quote=False)
+    return (f'<{tag} class="arithmatex" data-search-exclude>{tex}</{tag}>'
+            f'<span class="search-only">{words}</span>')
+
+
+def on_page_content(html_text: str, page, config, files) -> str:
+    return MATH.sub(_replace, html_text)
