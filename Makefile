@@ -7,28 +7,42 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Material's notice about MkDocs 2 is about a future release, not about this site.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test build captures smoke
+.PHONY: serve test build captures smoke browser
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): the CPU build of torch, MkDocs, Sybil, pytest, Playwright (about a minute, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
+# Debian's Chromium for the browser tests (Playwright never downloads a browser here). Installed
+# when missing and we are root with apt-get; otherwise the browser tests skip, saying why.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for the browser tests (once)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: no /usr/bin/chromium; the browser tests will be skipped (apt-get install chromium)"; fi
+
 serve: $(STAMP)
+	@echo "Serving on http://127.0.0.1:8000 (rebuilds on every change; Ctrl-C stops it)"
 	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:8000
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 build: $(STAMP)
 	$(BIN)/python -m mkdocs build --strict
 
-# Every example at full size on a CUDA GPU, written into docs/captures/ (see docs/captures.md).
+# Every example at full size on a CUDA GPU, written into docs/captures/ (see docs/measured.md).
+# On the GPU machine torch is not in .venv: use that machine's python3, which has it.
 captures:
 	PYTHONPATH=. $(PYTHON) -m examples
 
-# Every example at smoke size on this machine's CPU, written to a scratch folder.
+# Every example at smoke size on this machine's CPU, written to .captures-smoke/.
 smoke: $(STAMP)
 	$(BIN)/python -m examples --size smoke

@@ -1,9 +1,14 @@
-"""MkDocs hook: keep raw LaTeX out of the search index and its previews.
+"""MkDocs hook: keep raw LaTeX and code listings out of the search index and its previews,
+and let a chapter rank first for its own topic.
 
 pymdownx.arithmatex leaves formulas in the page as `\\(\\theta_t\\)` for KaTeX to typeset in the
 browser; Material's search would index (and preview) that source. Each formula is marked
 `data-search-exclude`, and a plain-text rendering of it (θ_t) follows in a span that only the
 search index reads (site.css hides it; KaTeX's own MathML serves screen readers).
+
+Code blocks are left out of the index too: a doctest that names AdamW twenty times would
+otherwise outrank the chapter that explains it. Inline code in sentences stays searchable. A
+chapter page (its navigation title starts "N · ") gets a search boost.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import html
 import re
 
 MATH = re.compile(r'<(?P<tag>span|div) class="arithmatex">(?P<tex>.*?)</(?P=tag)>', re.DOTALL)
+CODE_BLOCK = re.compile(r'<div class="(?P<cls>(?:language-\w+ )?highlight)"')
+CHAPTER_TITLE = re.compile(r"^(?:\d+[a-z]?|[A-Z]) · ")
+CHAPTER_BOOST = 4
 
 SYMBOLS = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε",
@@ -48,5 +56,12 @@ def _replace(match: re.Match) -> str:
             f'<span class="search-only">{words}</span>')
 
 
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if CHAPTER_TITLE.match(page.title or ""):
+        page.meta.setdefault("search", {}).setdefault("boost", CHAPTER_BOOST)
+    return markdown
+
+
 def on_page_content(html_text: str, page, config, files) -> str:
+    html_text = CODE_BLOCK.sub(lambda m: f'<div class="{m["cls"]}" data-search-exclude', html_text)
     return MATH.sub(_replace, html_text)

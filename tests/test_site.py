@@ -116,3 +116,15 @@ def test_math_is_typeset_by_files_the_site_serves(site):
     assert any(url.endswith("javascripts/math.js") for url in scripts)
     fonts = list((site / "assets/katex/fonts").glob("KaTeX_Main-Regular.woff2"))
     assert fonts, "KaTeX fonts are not served"
+
+
+def test_search_previews_carry_no_raw_latex_and_no_code_listings(site):
+    import json
+
+    docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    latex = [d["location"] for d in docs if re.search(r"\\[(\[]|\\(?:frac|theta|lambda|sqrt)\b", d["text"])]
+    assert not latex, f"raw LaTeX in the search index: {latex[:5]}"
+    doctests = [d["location"] for d in docs if "&gt;&gt;&gt; " in d["text"] or ">>> " in d["text"]]
+    assert not doctests, f"doctest listings in the search index: {doctests[:5]}"
+    boosted = {d["location"].split("#")[0] for d in docs if d.get("boost")}
+    assert "weight-decay/" in boosted and "index.html" not in boosted and "" not in boosted

@@ -1,0 +1,187 @@
+"""Every page of the built site, in Chromium, at 1280 x 900 and 390 x 844, and printed on A4.
+
+Without Chromium or Playwright these tests skip with a one-line reason; under CI=true they fail
+instead, because CI installs both (.ci/run) and a silently skipped browser test proves nothing.
+The last tests break a copy of the site on purpose and show that each check notices.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+from tests import browser
+from tests.sitebuild import ROOT, build
+
+pytestmark = [pytest.mark.build, pytest.mark.browser]
+
+REASON = browser.unavailable_reason()
+if REASON and os.environ.get("CI") == "true":
+    raise RuntimeError(f"CI=true but the browser tests cannot run: {REASON}")
+if REASON:
+    pytest.skip(REASON, allow_module_level=True)
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402  (only now we know it is there)
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+
+def _pages() -> list[str]:
+    """Every Markdown page's URL path under use_directory_urls (memory.md -> memory/)."""
+    pages = []
+    for md in sorted((ROOT / "docs").glob("*.md")):
+        pages.append("" if md.name == "index.md" else md.stem + "/")
+    for nb in sorted((ROOT / "docs" / "notebooks").glob("*.ipynb")) if (ROOT / "docs" / "notebooks").is_dir() else []:
+        pages.append(f"notebooks/{nb.stem}/")
+    return pages
+
+
+PAGES = _pages()
+CHAPTER = re.compile(r"^# (?:\d+[a-z]?|[A-Z]) · ", re.MULTILINE)
+CHAPTERS = [p for p in PAGES if p and CHAPTER.match((ROOT / "docs" / f"{p.rstrip('/')}.md").read_text(encoding="utf-8")
+                                                     if (ROOT / "docs" / f"{p.rstrip('/')}.md").is_file() else "")]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    site_dir = tmp_path_factory.mktemp("browser-site")
+    result = build(ROOT, site_dir)
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
+    return site_dir
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=browser.chromium_path(), args=browser.CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def url(site):
+    with browser.serve(site) as base:
+        yield base
+
+
+@pytest.mark.parametrize("viewport", [browser.LAPTOP, browser.PHONE], ids=["1280", "390"])
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p or "index")
+def test_page_in_the_browser(chromium, site, url, path, viewport):
+    page, visit = browser.open_page(chromium, url + path, viewport)
+    try:
+        problems = [f"console error: {e}" for e in visit.console_errors]
+        problems += [f"request leaves the local server: {u}" for u in visit.offsite]
+        problems += browser.math_problems(page)
+        problems += browser.figure_problems(page, site)
+        problems += browser.overflow_problems(page, strict=viewport is browser.LAPTOP)
+    finally:
+        page.close()
+    assert not problems, f"/{path} at {viewport['width']} px:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.rstrip("/"))
+def test_chapter_prints_on_a4_with_nothing_clipped(chromium, url, path):
+    viewport = {"width": browser.A4_WIDTH_PX, "height": 1123}
+    page, _ = browser.open_page(chromium, url + path, viewport, media="print")
+    try:
+        problems = browser.overflow_problems(page, strict=True)
+        assert browser.pdf_pages(page, "A4") >= 1
+    finally:
+        page.close()
+    assert not problems, f"/{path} printed on A4:\n" + "\n".join(problems)
+
+
+# --- Each check notices what it is for: a copy of the site, broken on purpose ---------------
+
+def _broken_copy(site: Path, tmp_path: Path, insertion: str) -> Path:
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy)
+    page = copy / "memory" / "index.html"
+    html = page.read_text(encoding="utf-8")
+    marker = '<h1 id="'
+    assert marker in html, "the memory page has no h1 to insert after"
+    at = html.index("</h1>", html.index(marker)) + len("</h1>")
+    page.write_text(html[:at] + insertion + html[at:], encoding="utf-8")
+    return copy
+
+
+def _check_copy(chromium, copy: Path, viewport=browser.LAPTOP) -> tuple[list[str], list[str], list[str]]:
+    with browser.serve(copy) as base:
+        page, visit = browser.open_page(chromium, base + "memory/", viewport)
+        try:
+            return visit.offsite, browser.overflow_problems(page, strict=True), visit.console_errors
+        finally:
+            page.close()
+
+
+def test_a_120_character_code_line_is_caught(chromium, site, tmp_path):
+    line = "x = " + "1 + " * 29
+    code = f'<div class="highlight"><pre><span></span><code>{line[:120]}</code></pre></div>'
+    _, overflow, _ = _check_copy(chromium, _broken_copy(site, tmp_path, code))
+    assert any("sideways scrolling" in p and ("pre" in p or "code" in p) for p in overflow), overflow
+
+
+def test_a_12_column_table_is_caught(chromium, site, tmp_path):
+    head = "".join(f"<th>column heading {i}</th>" for i in range(12))
+    row = "".join(f"<td>{i * 1234567}</td>" for i in range(12))
+    table = (f'<div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table><thead><tr>{head}</tr>'
+             f"</thead><tbody><tr>{row}</tr></tbody></table></div></div>")
+    _, overflow, _ = _check_copy(chromium, _broken_copy(site, tmp_path, table))
+    assert any("sideways scrolling" in p and "table" in p for p in overflow), overflow
+
+
+def test_an_external_script_is_caught(chromium, site, tmp_path):
+    script = '<script src="https://cdn.example.com/tracker.js"></script>'
+    offsite, _, _ = _check_copy(chromium, _broken_copy(site, tmp_path, script))
+    assert offsite == ["https://cdn.example.com/tracker.js"], offsite
+
+
+def test_raw_math_and_a_figure_without_words_are_caught(chromium, site, tmp_path):
+    broken = ('<p>raw \\(\\theta\\) here</p><figure><img src="../captures/none.svg" alt=""></figure>')
+    copy = _broken_copy(site, tmp_path, broken)
+    with browser.serve(copy) as base:
+        page, _ = browser.open_page(chromium, base + "memory/", browser.LAPTOP)
+        try:
+            math = browser.math_problems(page)
+            figures = browser.figure_problems(page, copy)
+        finally:
+            page.close()
+    assert any("raw math" in p for p in math), math
+    assert any("caption" in p for p in figures) and any("alt" in p for p in figures), figures
+
+
+SEARCHES = {  # a topic a reader types, and the chapter that must come first
+    "AdamW": "weight-decay/",
+    "gradient accumulation": "grad-accumulation/",
+    "checkpointing": "checkpointing/",
+    "momentum": "sgd-momentum/",
+    "foreach": "optimizer-step/",
+}
+
+
+@pytest.mark.parametrize("query, chapter", SEARCHES.items(), ids=list(SEARCHES))
+def test_search_ranks_the_chapter_first_with_a_plain_preview(chromium, url, query, chapter):
+    page, _ = browser.open_page(chromium, url, browser.LAPTOP)
+    try:
+        page.click("label.md-search__icon, .md-search__input", timeout=5000)
+        # The search worker loads its index in the background: type again until it answers.
+        for attempt in range(30):
+            page.fill(".md-search__input", "")
+            page.type(".md-search__input", query)
+            try:
+                page.wait_for_selector(".md-search-result__item", timeout=1000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 29:
+                    raise
+        first = page.eval_on_selector(".md-search-result__item a", "a => a.getAttribute('href')")
+        previews = page.eval_on_selector_all(".md-search-result__article", "els => els.map(e => e.textContent)")
+    finally:
+        page.close()
+    path = urlsplit(urljoin(url, first)).path.lstrip("/")
+    assert path == chapter, f"first hit for {query!r}: {first}"
+    assert not any(re.search(r"\\[(\[]|\\frac|\\theta", p) for p in previews), previews
