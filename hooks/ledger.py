@@ -1,0 +1,64 @@
+"""MkDocs hook: the ledger of verified claims (docs/claims.md), generated from the tests.
+
+The line `<!-- claims-ledger -->` becomes one table per page: each claim a test checks, the
+test's node id, and where it was verified (a capture's GPU, or the CPU under this build's torch).
+The entries come from `@pytest.mark.claim(...)` markers (tests/claims.py), so the ledger cannot
+list a claim that no test checks.
+"""
+
+from __future__ import annotations
+
+import torch
+from mkdocs.exceptions import PluginError
+
+from examples.render import markdown_table
+from snippets.captures import CaptureError, load_capture
+from tests.claims import ledger
+
+MARKER = "<!-- claims-ledger -->"
+
+
+def _verified(capture: str | None) -> str:
+    if capture is None:
+        return f"CPU, torch {torch.__version__.split('+')[0]}"
+    try:
+        p = load_capture(capture)["provenance"]
+    except CaptureError as error:
+        raise PluginError(f"docs/claims.md: {error}") from None
+    return f"{p['gpu']}, capture `{capture}`, {p['date'][:10]}"
+
+
+def _table(nav_titles: dict[str, str]) -> str:
+    claims = ledger()
+    order = {src: i for i, src in enumerate(nav_titles)}
+    pages = sorted({c.page.split("#")[0] for c in claims}, key=lambda s: (order.get(s, len(order)), s))
+    unknown = [p for p in pages if p not in nav_titles]
+    if unknown:
+        raise PluginError(f"docs/claims.md: claims name pages that are not in the navigation: {unknown}")
+    parts = [f"{len(claims)} claims, checked by the test suite on every run.\n"]
+    for src in pages:
+        rows = []
+        for c in claims:
+            if c.page.split("#")[0] != src:
+                continue
+            file, name = c.test.split("::")
+            rows.append([f"[{c.text}]({c.page})", f"`{name}` in `{file}`", _verified(c.capture)])
+        parts.append(f"## [{nav_titles[src]}]({src})\n\n"
+                     + markdown_table(["claim (links to where the page makes it)", "test", "verified on"], rows, "lll"))
+    return "\n\n".join(parts)
+
+
+_nav_titles: dict[str, str] = {}
+
+
+def on_nav(nav, config, files):
+    _nav_titles.clear()
+    for page in nav.pages:
+        _nav_titles[page.file.src_uri] = page.title or page.file.src_uri
+    return nav
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if MARKER not in markdown:
+        return markdown
+    return markdown.replace(MARKER, _table(_nav_titles))
