@@ -6,7 +6,7 @@ tests/test_grad_none.py checks and docs/none-vs-zero-grads.md prints as a table.
 
 from __future__ import annotations
 
-from examples.render import PALETTE, Chart, figure
+from examples.render import FONT_SIZE_PT, PALETTE, Chart, figure
 from snippets.grad_none import idle_head_drift, train_tasks
 
 STEPS = 100
@@ -37,7 +37,7 @@ def idle_head() -> Chart:
     ax.set_xlabel('batches of task "a" since head_b\'s last batch')
     ax.set_ylabel("distance moved by head_b")
     ax.set_ylim(bottom=-0.005)  # the None line sits at 0: keep it off the axis
-    ax.legend(frameon=False, loc="center right")
+    ax.legend(frameon=False, loc="center right", fontsize=FONT_SIZE_PT)
     zeros = data["zeros (set_to_none=False)"]
     return Chart(
         fig,

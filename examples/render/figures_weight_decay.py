@@ -6,7 +6,7 @@ tests/test_weight_decay.py checks and docs/weight-decay.md prints as a table.
 
 from __future__ import annotations
 
-from examples.render import PALETTE, Chart, figure
+from examples.render import FONT_SIZE_PT, PALETTE, Chart, figure
 from snippets.weight_decay import THREE_DECAYS, decay_by_gradient_scale, decay_over_steps
 
 STEPS = 100
@@ -42,11 +42,13 @@ def decay() -> Chart:
     for name, final in across_scales().items():
         right.plot(SCALES, final, marker="o", color=COLOURS[name])
     right.set_xscale("log")
+    right.set_xticks(SCALES, [f"{s:g}" for s in SCALES])  # plain labels: 10^-3 prints too small
+    right.minorticks_off()
     right.set_xlabel("gradient scale")
     right.set_title(f"after {STEPS} steps", loc="left")
     right.set_ylim(0, 1.05)
     right.tick_params(labelleft=False)
-    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=FONT_SIZE_PT)
     final = across_scales()
     return Chart(
         fig,
@@ -58,7 +60,8 @@ def decay() -> Chart:
              f"{SCALES[0]:g} to {SCALES[-1]:g}, the AdamW line is flat and the L2 line falls as "
              f"the gradients shrink."),
         caption=(f"L2 versus decoupled decay. Left: θ over {STEPS} steps for gradients of size 1 "
-                 f"(solid) and 0.01 (dashed); AdamW and no decay draw one line for both. Right: θ "
+                 f"(solid, under the AdamW line) and 0.01 (dashed); AdamW and no decay draw one line for both. "
+                 f"Right: θ "
                  f"after {STEPS} steps against the gradient scale (the table above). Adam's L2 "
                  "decay depends on the gradients; AdamW's does not."),
     )
