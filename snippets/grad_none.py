@@ -20,8 +20,7 @@ def second_step(make_optimizer, second_grad):
     p.grad = torch.tensor([1.0], dtype=torch.float64)
     optimizer.step()
     theta_1 = p.item()
-    # None: what zero_grad() leaves; zeros: what zero_grad(set_to_none=False)
-    # leaves
+    # None is what zero_grad() leaves, zeros what set_to_none=False leaves
     if second_grad is None:
         p.grad = None
     else:
