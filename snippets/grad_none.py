@@ -1,7 +1,8 @@
-"""A gradient of None versus a gradient of zeros: what the optimizer does with each.
+"""A gradient of None versus a gradient of zeros: what the optimizer does.
 
-torch.optim steps only the parameters whose .grad is not None. A zero-filled gradient is a real
-gradient: the state machine takes a full transition with it. Nothing runs on import.
+torch.optim steps only the parameters whose .grad is not None. A zero-filled
+gradient is a real gradient: the state machine takes a full transition with
+it. Nothing runs on import.
 """
 
 import torch
@@ -10,16 +11,20 @@ from torch import nn
 
 # --8<-- [start:second_step]
 def second_step(make_optimizer, second_grad):
-    """Step once with g = 1, then again with `second_grad` (None, or a number such as 0.0).
+    """Step once with g = 1, then again with `second_grad` (None or a number).
 
-    Returns theta after each step and the state after the second, as floats (float64 throughout)."""
+    Returns theta after each step and the state after the second, as floats
+    (float64 throughout)."""
     p = nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
     optimizer = make_optimizer([p])
     p.grad = torch.tensor([1.0], dtype=torch.float64)
     optimizer.step()
     theta_1 = p.item()
-    # None is what zero_grad() leaves by default; zeros are what zero_grad(set_to_none=False) leaves.
-    p.grad = None if second_grad is None else torch.tensor([second_grad], dtype=torch.float64)
+    # None is what zero_grad() leaves, zeros what set_to_none=False leaves
+    if second_grad is None:
+        p.grad = None
+    else:
+        p.grad = torch.tensor([second_grad], dtype=torch.float64)
     optimizer.step()
     state = {key: value.item() for key, value in optimizer.state[p].items()}
     return theta_1, p.item(), state
@@ -28,7 +33,7 @@ def second_step(make_optimizer, second_grad):
 
 # --8<-- [start:two_heads]
 class TwoHeads(nn.Module):
-    """A shared trunk and two task heads; a batch of task "a" never touches head_b."""
+    """A shared trunk and two task heads; task "a" never touches head_b."""
 
     def __init__(self, d: int = 8):
         super().__init__()
@@ -41,19 +46,43 @@ class TwoHeads(nn.Module):
         return head(torch.relu(self.trunk(x)))
 
 
-def train_tasks(tasks, *, set_to_none: bool, seed: int = 0):
-    """AdamW on one batch per entry of `tasks` ("a" or "b"), clearing grads the chosen way.
+def train_step(model, optimizer, task: str, *, set_to_none: bool) -> None:
+    """One batch of `task`, gradients cleared the chosen way first."""
+    x, y = torch.randn(16, 8), torch.randn(16, 1)
+    optimizer.zero_grad(set_to_none=set_to_none)
+    nn.functional.mse_loss(model(x, task), y).backward()
+    optimizer.step()
 
-    Returns the model, its optimizer and a snapshot of head_b's weight after every step."""
+
+def train_tasks(tasks, *, set_to_none: bool, seed: int = 0):
+    """AdamW on one batch per entry of `tasks` ("a" or "b").
+
+    Returns the model, its optimizer and head_b's weight after every step."""
     torch.manual_seed(seed)
     model = TwoHeads()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2,
+                                  weight_decay=0.1)
     head_b_after = []
     for task in tasks:
-        x, y = torch.randn(16, 8), torch.randn(16, 1)
-        optimizer.zero_grad(set_to_none=set_to_none)
-        torch.nn.functional.mse_loss(model(x, task), y).backward()
-        optimizer.step()
+        train_step(model, optimizer, task, set_to_none=set_to_none)
         head_b_after.append(model.head_b.weight.detach().clone())
     return model, optimizer, head_b_after
 # --8<-- [end:two_heads]
+
+
+# --8<-- [start:idle_head_drift]
+def idle_head_drift(steps: int, *, set_to_none: bool) -> list[float]:
+    """How far head_b's weight has moved since its one batch of task "b",
+    after each of `steps` batches of task "a" (norm of the difference)."""
+    tasks = ["b"] + ["a"] * steps
+    _, _, head_b = train_tasks(tasks, set_to_none=set_to_none)
+    return [(w - head_b[0]).norm().item() for w in head_b[1:]]
+# --8<-- [end:idle_head_drift]
+
+
+# --8<-- [start:keep_still]
+def keep_still(p: torch.Tensor) -> None:
+    """Stop the optimizer moving p: no new gradient, and no kept one."""
+    p.requires_grad_(False)  # backward writes no gradient into p.grad
+    p.grad = None  # a kept tensor of zeros would still be stepped
+# --8<-- [end:keep_still]

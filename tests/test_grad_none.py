@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from snippets.grad_none import TwoHeads, second_step, train_tasks
-from tests.docblocks import DOCS
-from tests.test_weight_decay import unbacked_numbers
+from examples.render import figures_grad_none
+from snippets.grad_none import TwoHeads, idle_head_drift, keep_still, second_step, train_step, train_tasks
 
 # The skip lives in _init_group, upstream of all three implementations.
 IMPLEMENTATIONS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
@@ -86,5 +85,85 @@ def test_two_heads_uses_one_head_per_task():
     assert model.head_b.weight.grad is None and model.head_a.weight.grad is not None
 
 
-def test_every_number_in_the_prose_is_shown_by_code():
-    assert unbacked_numbers(DOCS / "none-vs-zero-grads.md") == []
+def test_requires_grad_false_alone_does_not_keep_a_parameter_with_a_kept_zero_grad_still():
+    """Issue 8 item 5: after zero_grad(set_to_none=False), a frozen parameter's .grad is a kept
+    zero tensor and AdamW still decays and moves it; setting p.grad = None as well stops it."""
+    model, optimizer, _ = train_tasks(["b"], set_to_none=False)
+    head = model.head_b.weight
+    head.requires_grad_(False)
+    before = head.detach().clone()
+    train_step(model, optimizer, "b", set_to_none=False)
+    assert head.grad is not None and not head.grad.any()
+    assert not torch.equal(head, before)
+    assert optimizer.state[head]["step"].item() == 2.0
+    keep_still(head)
+    before = head.detach().clone()
+    for task in ("b", "a", "b"):
+        train_step(model, optimizer, task, set_to_none=False)
+    assert torch.equal(head, before) and head.grad is None and not head.requires_grad
+    assert optimizer.state[head]["step"].item() == 2.0
+
+
+def test_requires_grad_false_alone_suffices_under_the_default_zero_grad():
+    model, optimizer, _ = train_tasks(["b"], set_to_none=True)
+    head = model.head_b.weight
+    head.requires_grad_(False)
+    before = head.detach().clone()
+    train_step(model, optimizer, "b", set_to_none=True)
+    assert torch.equal(head, before)
+
+
+def _optimizer_classes():
+    classes = [getattr(torch.optim, name) for name in torch.optim.__all__]
+    return [c for c in classes if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)
+            and c is not torch.optim.Optimizer]
+
+
+def test_every_optimizer_but_lbfgs_and_sparse_adam_has_init_group():
+    """Issue 8 item 12: the skip lives in _init_group, which LBFGS and SparseAdam lack."""
+    without = sorted(c.__name__ for c in _optimizer_classes() if not hasattr(c, "_init_group"))
+    assert without == ["LBFGS", "SparseAdam"]
+    assert "_init_group" not in vars(torch.optim.AdamW)  # inherited from Adam since torch 2.7
+
+
+@pytest.mark.parametrize("cls", [c for c in _optimizer_classes() if hasattr(c, "_init_group")],
+                         ids=lambda c: c.__name__)
+def test_every_optimizer_with_init_group_skips_a_none_gradient(cls):
+    """No update and no state change for a None gradient; state is created lazily, on the first
+    gradient, except by Adagrad, which creates its 'sum' in the constructor (and leaves it)."""
+    used = torch.nn.Parameter(torch.ones(4, 4))   # 2-D: Muon steps matrices only
+    idle = torch.nn.Parameter(torch.ones(4, 4))
+    optimizer = cls([used, idle], lr=0.1)
+    eager = {key: torch.as_tensor(value).clone() for key, value in optimizer.state.get(idle, {}).items()}
+    assert bool(eager) == (cls is torch.optim.Adagrad)
+    used.grad = torch.full((4, 4), 0.5)
+    optimizer.step()
+    assert torch.equal(idle, torch.ones(4, 4))
+    assert not torch.equal(used, torch.ones(4, 4))
+    after = {key: torch.as_tensor(value) for key, value in optimizer.state.get(idle, {}).items()}
+    assert after.keys() == eager.keys() and all(torch.equal(after[k], eager[k]) for k in eager)
+
+
+def test_sparse_adam_skips_inline_and_lbfgs_reads_none_as_zeros():
+    used, idle = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    sparse = torch.optim.SparseAdam([used, idle], lr=0.1)
+    used.grad = torch.ones(3).to_sparse()
+    sparse.step()
+    assert idle not in sparse.state and torch.equal(idle, torch.ones(3))
+    used, idle = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
+    lbfgs = torch.optim.LBFGS([used, idle])
+    used.grad = torch.ones(2)
+    assert lbfgs._gather_flat_grad().tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_the_idle_head_figure_data():
+    """What the page's table and figure show: None leaves head_b still, zeros move it, at first
+    mostly on the stale first moment, far beyond decay alone."""
+    data = figures_grad_none.drift()
+    none, zeros, decay = data.values()
+    assert len(zeros) == figures_grad_none.STEPS == 100
+    assert all(d == 0.0 for d in none)
+    assert all(a < b for a, b in zip(zeros, zeros[1:]))
+    assert zeros[9] > 0.5 * zeros[-1] and zeros[-1] > 2 * decay[-1]
+    assert [round(zeros[k - 1], 4) for k in (1, 3, 10, 30, 100)] == [0.0192, 0.0463, 0.097, 0.1399, 0.1611]
+    assert idle_head_drift(5, set_to_none=False) == zeros[:5]
