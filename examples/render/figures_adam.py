@@ -53,7 +53,7 @@ def state_per_optimizer() -> dict[str, dict[str, float]]:
 def state_per_optimizer_chart() -> Chart:
     data = state_per_optimizer()
     labels = list(data)[::-1]  # first optimizer on top
-    fig, ax = figure(height=3.0)
+    fig, ax = figure(width=4.8, height=3.0)
     left = [0.0] * len(labels)
     parts = [("params", "parameters", PALETTE[6]), ("grads", "gradients", PALETTE[3]),
              ("state", "optimizer state", PALETTE[0])]

@@ -34,7 +34,7 @@ def lr_drop() -> dict:
 def momentum_after_lr_drop() -> Chart:
     d = lr_drop()
     steps = list(range(1, len(d["schedule"]) + 1))
-    fig, ax = figure(height=3.2)
+    fig, ax = figure(width=5.0, height=3.2)
     ax.plot(steps, d["sutskever"], color=PALETTE[2], lw=2,
             label="Sutskever: v = μv + γg")
     ax.plot(steps, d["pytorch"], color=PALETTE[0], lw=2, ls="--",

@@ -32,7 +32,7 @@ def state_bytes(capture: dict) -> str:
             r["step_device"] or "—", _bytes(growth), _signed(growth - counted),
         ])
     return markdown_table(
-        ["optimizer", "predicted 4kP (bytes)", "counted in `optimizer.state` (bytes)",
+        ["optimizer", "predicted 4kP (bytes)", "counted (bytes)",
          "`step` on", "allocator growth (bytes)", "growth − counted (bytes)"],
         rows, "lrrcrr")
 
