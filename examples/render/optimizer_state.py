@@ -10,12 +10,19 @@ def _bytes(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
 
 
-def _signed(n: int) -> str:
-    return f"{n:+,}" if n else "0"
+def _signed(n: int | None) -> str:
+    return "—" if n is None else (f"{n:+,}" if n else "0")
+
+
+def _minus(a: int | None, b: int | None) -> int | None:
+    """a − b, or None where a CPU run measured nothing (no CUDA allocator)."""
+    return None if a is None or b is None else a - b
 
 
 def _optimizers(capture: dict) -> dict:
-    return capture["data"]["optimizers"]
+    """The optimizers that ran (a CPU smoke run skips capturable=True)."""
+    return {name: r for name, r in capture["data"]["optimizers"].items()
+            if "not_run" not in r}
 
 
 def _counted(r: dict) -> int:
@@ -29,7 +36,7 @@ def state_bytes(capture: dict) -> str:
         counted, growth = _counted(r), r["allocated_growth_bytes"]
         rows.append([
             name, _bytes(r["predicted_state_bytes"]), _bytes(counted),
-            r["step_device"] or "—", _bytes(growth), _signed(growth - counted),
+            r["step_device"] or "—", _bytes(growth), _signed(_minus(growth, counted)),
         ])
     return markdown_table(
         ["optimizer", "predicted 4kP (bytes)", "counted (bytes)",
@@ -41,9 +48,9 @@ def step_peak(capture: dict) -> str:
     rows = []
     for name, r in _optimizers(capture).items():
         growth, peak = r["allocated_growth_bytes"], r["step_peak_extra_bytes"]
-        extra = peak - growth
-        rows.append([name, _bytes(growth), _bytes(peak), _bytes(extra),
-                     f"{extra / (4 * r['P']):.2f}"])
+        extra = _minus(peak, growth)
+        ratio = "—" if extra is None else f"{extra / (4 * r['P']):.2f}"
+        rows.append([name, _bytes(growth), _bytes(peak), _bytes(extra), ratio])
     return markdown_table(
         ["optimizer", "state allocated (bytes)", "peak above start (bytes)",
          "temporaries (bytes)", "temporaries ÷ parameter bytes (ratio)"],
@@ -57,13 +64,14 @@ def _first(capture: dict) -> dict:
 def _rounding(capture: dict) -> str:
     """What the allocator added on top of the counted momentum buffers."""
     r = _optimizers(capture)["SGD momentum"]
-    return f"{r['allocated_growth_bytes'] - _counted(r):,} bytes"
+    extra = _minus(r["allocated_growth_bytes"], _counted(r))
+    return "—" if extra is None else f"{extra:,} bytes"
 
 
 def _temporaries(capture: dict) -> str:
     """The default (foreach) Adam step's temporaries above its new state."""
     r = _optimizers(capture)["Adam"]
-    return mib(r["step_peak_extra_bytes"] - r["allocated_growth_bytes"])
+    return mib(_minus(r["step_peak_extra_bytes"], r["allocated_growth_bytes"]))
 
 
 VALUES = {
