@@ -108,7 +108,7 @@ def test_persistent_scalars_count_no_grads_after_zero_grad():
 
 def test_in_units_of_p_refuses_a_fraction():
     assert in_units_of_p(0, 7) == "0P"
-    with pytest.raises(AssertionError, match="not a whole multiple"):
+    with pytest.raises(AssertionError, match="not a multiple"):
         in_units_of_p(15, 7)
 
 
@@ -216,19 +216,29 @@ def test_state_machine_tables_match_optimizer_state(page):
     assert [label for label, _ in tables] == STATE_MACHINES[page]
     for label, rows in tables:
         model, optimizer = _trained(label, steps=2)
-        for param in model.parameters():
+        for index, param in enumerate(model.parameters()):
             live = optimizer.state.get(param, {})
-            keys = [CODE.findall(row[0])[0] for row in rows if CODE.findall(row[0])]
+            # a row may name several keys ("`step`, `exp_avg`, ... | as for `Adam(lr)`")
+            keys = [key for row in rows for key in CODE.findall(row[0])]
             assert keys == list(live), f"{page}, {label}: the table lists {keys}, the optimizer holds {list(live)}"
             for row in rows:
-                if not CODE.findall(row[0]):
-                    continue
-                value, where = live[CODE.findall(row[0])[0]], row[1]
-                if where.startswith("those of the parameter"):
-                    assert (value.shape, value.dtype, value.device) == (param.shape, param.dtype, param.device)
-                else:
-                    assert where.startswith("0-d, float32, on the CPU"), f"{page}: unexpected cell {where!r}"
-                    assert (value.shape, value.dtype, value.device.type) == ((), torch.float32, "cpu")
+                where = row[1]
+                for key in CODE.findall(row[0]):
+                    value = live[key]
+                    if where.startswith("as for "):
+                        # the same state as another optimizer's table on the page
+                        other = CODE.findall(where)[0]
+                        _, reference = _trained(other, steps=2)
+                        ref_param = reference.param_groups[0]["params"][index]
+                        ref_value = reference.state[ref_param][key]
+                        assert (value.shape, value.dtype, value.device) == (ref_value.shape, ref_value.dtype, ref_value.device)
+                    elif where.startswith("the parameter's"):
+                        assert (value.shape, value.dtype, value.device) == (param.shape, param.dtype, param.device)
+                    else:
+                        assert where.startswith("0-d, float32 (the default dtype), CPU"), \
+                            f"{page}: unexpected cell {where!r}"
+                        assert torch.get_default_dtype() == torch.float32
+                        assert (value.shape, value.dtype, value.device.type) == ((), torch.float32, "cpu")
 
 
 CHEAT_SHEETS = {"sgd-momentum.md": ["SGD(lr)", "SGD(lr, momentum=μ)"],
@@ -237,9 +247,12 @@ CHEAT_SHEETS = {"sgd-momentum.md": ["SGD(lr)", "SGD(lr, momentum=μ)"],
 
 @pytest.mark.parametrize("page", CHEAT_SHEETS)
 def test_cheat_sheet_tables_match_measurements(page):
-    [(header, rows)] = [(header, rows) for _, header, rows in _tables(page) if header[0] == "optimizer"]
-    assert header[1:5] == ["state per parameter tensor", "state bytes", "persistent (params + grads + state)",
-                           "checkpoint tensor bytes (model + optimizer)"]
+    [(header, rows)] = [(header, rows) for _, header, rows in _tables(page)
+                        if header[:2] == ["optimizer", "state per parameter tensor"]]
+    # every column says its unit: bytes and scalars are not the same thing (issue 8, item 6)
+    assert header[1:5] == ["state per parameter tensor", "state (bytes)",
+                           "persistent: params + grads + state (scalars)",
+                           "checkpoint tensors, model + optimizer (bytes)"]
     assert [CODE.findall(row[0])[0] for row in rows] == CHEAT_SHEETS[page]
     for row in rows:
         model, optimizer = _trained(CODE.findall(row[0])[0])
@@ -279,3 +292,53 @@ def test_fused_adam_runs_on_cpu_with_step_on_the_parameters_device():
     step = optimizer.state[param]["step"]
     assert (step.device, step.dtype, step.shape) == (param.device, torch.float32, ())
     assert optimizer.state[param]["exp_avg"].dtype == torch.float64  # the moments follow the param
+
+
+# ---- the GPU capture as chapters 2 and 3 show it ----------------------------------------------
+
+def _capture():
+    from snippets.captures import load_capture
+
+    return load_capture("optimizer_state")
+
+
+@pytest.mark.parametrize("item", ["state_bytes", "step_peak"])
+def test_captured_tables_fit_the_column_and_name_their_units(item):
+    from examples.render import optimizer_state as render
+
+    table = render.TABLES[item](_capture())
+    header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+    assert len(header) <= 6, f"{item}: {len(header)} columns do not fit the column at 1280 px"
+    for cell in header[1:]:
+        if cell != "`step` on":
+            assert re.search(r"\((bytes|ratio)\)$", cell), f"{item}: no unit in {cell!r}"
+
+
+def test_captured_values_are_those_of_the_capture():
+    from examples.render import mib
+    from examples.render import optimizer_state as render
+
+    capture = _capture()
+    gpu = capture["data"]["optimizers"]
+    values = {name: value(capture) for name, value in render.VALUES.items()}
+    P = gpu["Adam"]["P"]
+    assert values["p_millions"] == f"{P / 1e6:.1f} million"
+    assert int(values["n_tensors"]) == gpu["Adam"]["n_param_tensors"]
+    model = capture["data"]["model"]
+    assert (int(values["width"]), int(values["depth"])) == (model["width"], model["depth"])
+    assert values["momentum_state"] == mib(4 * P)
+    assert values["adam_state"] == mib(8 * P + 4 * gpu["Adam"]["n_param_tensors"])
+    momentum = gpu["SGD momentum"]
+    rounding = momentum["allocated_growth_bytes"] - sum(momentum["state_bytes_by_key"].values())
+    assert values["momentum_rounding"] == f"{rounding:,} bytes"
+    adam = gpu["Adam"]
+    assert values["adam_temporaries"] == mib(adam["step_peak_extra_bytes"] - adam["allocated_growth_bytes"])
+
+
+def test_the_pages_values_exist():
+    from examples.render import optimizer_state as render
+
+    for page in ("sgd-momentum.md", "adam.md"):
+        text = (DOCS / page).read_text(encoding="utf-8")
+        used = set(re.findall(r"\{\{\s*optimizer_state/([a-z0-9_]+)\s*\}\}", text))
+        assert used and used <= set(render.VALUES), (page, used - set(render.VALUES))
