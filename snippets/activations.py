@@ -9,10 +9,8 @@ from torch import nn
 class SavedActivations:
     """Count the bytes autograd keeps for backward during the `with` block.
 
-    Parameters are excluded (they live on anyway), and a storage saved twice
-    (ReLU's output is also the next Linear's input) is counted once. Works on
-    the CPU, which has no peak-memory counter: it asks autograd, not the
-    allocator.
+    Parameters are excluded (they live on anyway); a storage saved twice
+    (ReLU's output is the next Linear's input) is counted once.
     """
 
     def __init__(self, model: nn.Module):
@@ -27,10 +25,9 @@ class SavedActivations:
         if key not in self._param_storages and key not in self._seen:
             self._seen.add(key)
             self.nbytes += storage.nbytes()
-        # Hand autograd a detached alias: the same storage, no extra bytes.
-        # Returning `tensor` itself would keep a saved *output* (log_softmax's,
-        # say) pointing at its own grad_fn: a reference cycle through C++
-        # that Python's collector never frees if backward never runs.
+        # A detached alias: the same storage, so no extra bytes. Returning
+        # `tensor` itself can leak a graph (chapter 5, "a trap for anyone
+        # who writes a saved-tensor hook").
         return tensor.detach()
 
     def __enter__(self) -> "SavedActivations":
