@@ -122,3 +122,20 @@ def test_the_workspaces_are_whole_allocator_blocks(captured):
     a = captured["allocated"]
     workspaces = a["baseline"] - a["before_first_iteration"]
     assert workspaces > 0 and workspaces % ALLOCATOR_BLOCK == 0
+
+
+# ---- what the home page and chapter 1 say about the test run ---------------
+
+
+@pytest.mark.parametrize("page", ["index.md", "memory.md"])
+def test_the_torch_version_the_pages_name_is_the_one_the_tests_run(page):
+    """'Every block ... runs under pytest with torch 2.13 (CPU build)': the
+    pages say which torch checked their outputs; that must stay true."""
+    import re
+
+    from tests.docblocks import DOCS
+
+    text = (DOCS / page).read_text(encoding="utf-8")
+    named = set(re.findall(r"with\s+torch\s+(\d+\.\d+)", text))
+    running = ".".join(torch.__version__.split(".")[:2])
+    assert named == {running}, (page, named, torch.__version__)

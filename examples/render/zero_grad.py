@@ -35,8 +35,8 @@ def timing(capture: dict) -> str:
     for label, none, zeros in (
         ["`zero_grad()` alone", "zero_grad_none", "zero_grad_zeros"],
         ["forward + backward", "backward_into_none", "backward_into_zeros"],
-        ["the iteration (both, back to back)", "iteration_set_to_none",
-         "iteration_zeros"],
+        ["forward + backward + `zero_grad()`, back to back",
+         "iteration_set_to_none", "iteration_zeros"],
     ):
         rows.append([label, ms(t[none]), ms(t[zeros]),
                      f"{t[zeros] - t[none]:+.2f}"])
