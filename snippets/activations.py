@@ -1,4 +1,5 @@
-"""Measure activation memory on any device: the bytes autograd saves for backward."""
+"""Measure activation memory on any device: the bytes autograd saves for
+backward."""
 
 import torch
 from torch import nn
@@ -6,15 +7,15 @@ from torch import nn
 
 # --8<-- [start:saved_activations]
 class SavedActivations:
-    """Count the bytes autograd keeps for backward while the `with` block runs the forward pass.
+    """Count the bytes autograd keeps for backward during the `with` block.
 
-    Parameters are excluded (they live on anyway), and a storage saved twice (ReLU's output is
-    also the next Linear's input) is counted once. Works on the CPU, where there is no peak-memory
-    counter, because it asks autograd itself rather than the allocator.
+    Parameters are excluded (they live on anyway); a storage saved twice
+    (ReLU's output is the next Linear's input) is counted once.
     """
 
     def __init__(self, model: nn.Module):
-        self._param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self._param_storages = {p.untyped_storage().data_ptr()
+                                for p in model.parameters()}
         self._seen: set[int] = set()
         self.nbytes = 0
 
@@ -24,13 +25,14 @@ class SavedActivations:
         if key not in self._param_storages and key not in self._seen:
             self._seen.add(key)
             self.nbytes += storage.nbytes()
-        # Hand autograd a detached alias: the same storage, so no extra bytes. Returning `tensor`
-        # itself would keep a saved *output* (log_softmax's, say) pointing at its own grad_fn, a
-        # reference cycle through C++ that Python's collector never frees if backward never runs.
+        # A detached alias: the same storage, so no extra bytes. Returning
+        # `tensor` itself can leak a graph (chapter 5, "a trap for anyone
+        # who writes a saved-tensor hook").
         return tensor.detach()
 
     def __enter__(self) -> "SavedActivations":
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(
+            self._pack, lambda tensor: tensor)
         self._hooks.__enter__()
         return self
 

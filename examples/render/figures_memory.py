@@ -1,0 +1,63 @@
+"""Chapter 1's figure: the four families of training memory as one stacked bar
+per batch size, for TinyMLP trained by AdamW in fp32 (computed on the CPU by
+snippets/memory_families.py, the same numbers as the page's table)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+from examples.render import PALETTE, STYLE, Chart, figure
+from snippets.memory_families import tiny_mlp_adamw
+
+BATCH_SIZES = (32, 128, 512, 2048)
+FAMILIES = ("parameters", "gradients", "optimizer state", "activations")
+COLOURS = dict(zip(FAMILIES, (PALETTE[0], PALETTE[1], PALETTE[3], PALETTE[2])))
+KiB = 1024
+
+
+def _draw(ax, data: dict[int, dict[str, int]]) -> None:
+    labels = [str(b) for b in BATCH_SIZES]
+    bottom = [0.0] * len(BATCH_SIZES)
+    for family in FAMILIES:
+        kib = [data[b][family] / KiB for b in BATCH_SIZES]
+        ax.bar(labels, kib, 0.6, bottom=bottom, label=family,
+               color=COLOURS[family])
+        bottom = [s + v for s, v in zip(bottom, kib)]
+    for i, total in enumerate(bottom):
+        ax.text(i, total, f"{total:.1f}", ha="center", va="bottom")
+    persistent = sum(data[BATCH_SIZES[0]][f] for f in FAMILIES[:3]) / KiB
+    ax.axhline(persistent, color="#757575", linestyle="--", linewidth=1,
+               label="persistent part")
+    ax.set_ylabel("KiB")
+    ax.set_xlabel("batch size B")
+    ax.set_ylim(0, max(bottom) * 1.12)
+    ax.legend(loc="upper left", frameon=False, reverse=True)
+
+
+def families() -> Chart:
+    data = tiny_mlp_adamw(BATCH_SIZES)
+    fig, ax = figure(4.4, 3.4)  # narrow: legible on a phone
+    with matplotlib.rc_context(STYLE):  # 11 pt for every text drawn below
+        _draw(ax, data)
+    persistent = sum(data[BATCH_SIZES[0]][f] for f in FAMILIES[:3]) / KiB
+    first, last = data[BATCH_SIZES[0]], data[BATCH_SIZES[-1]]
+    alt = (
+        "Stacked bar chart of TinyMLP's training memory in KiB at batch "
+        f"sizes {', '.join(map(str, BATCH_SIZES))}: parameters "
+        f"{first['parameters'] / KiB:.1f}, gradients "
+        f"{first['gradients'] / KiB:.1f} and AdamW state "
+        f"{first['optimizer state'] / KiB:.1f} KiB at every size (a dashed "
+        f"line at {persistent:.1f} KiB); activations grow from "
+        f"{first['activations'] / KiB:.1f} KiB at batch {BATCH_SIZES[0]} to "
+        f"{last['activations'] / KiB:.1f} KiB at batch {BATCH_SIZES[-1]}, "
+        "where they are most of the bar."
+    )
+    caption = (
+        "The four families for TinyMLP trained by AdamW in fp32 (KiB, the "
+        "table's numbers). The dashed line is the persistent part, the same "
+        "at every batch size; only the activations grow with the batch."
+    )
+    return Chart(fig, alt=alt, caption=caption)
+
+
+FIGURES = {"families": families}

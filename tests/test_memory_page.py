@@ -1,0 +1,141 @@
+"""Chapter 1 (docs/memory.md): the four families, its figure, and what the
+zero_grad capture must show for the page's claims to hold."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from examples import zero_grad
+from examples.render import figures_memory
+from snippets.accounting import count_params, grads_nbytes
+from snippets.captures import load_capture
+from snippets.cuda_memory import ALLOCATOR_BLOCK, allocator_bytes
+from snippets.memory_families import family_bytes, tiny_mlp_adamw
+from snippets.models import TinyMLP, wide_mlp
+
+P = 35594
+PER_EXAMPLE = (128 + 256) * 4  # TinyMLP's saved activations per example
+
+
+# ---- the four families on the CPU ----------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 32, 93, 371, 2048])
+def test_families_follow_the_formulas(batch):
+    families = tiny_mlp_adamw((batch,))[batch]
+    assert families == {
+        "parameters": 4 * P,
+        "gradients": 4 * P,
+        "optimizer state": 8 * P + 4 * 4,  # two moments, four step counters
+        "activations": PER_EXAMPLE * batch,
+    }
+
+
+def test_activations_overtake_the_parameters_at_93_and_all_persistent_at_371():
+    """The page's two crossovers, found by searching, not by the formula."""
+    torch.manual_seed(0)
+    model = TinyMLP()
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(4, 128)).sum().backward()
+    optimizer.step()
+    first = family_bytes(model, optimizer, torch.randn(1, 128))
+    persistent = first["parameters"] + first["gradients"] + first[
+        "optimizer state"]
+
+    def first_batch_above(threshold: int) -> int:
+        return next(b for b in range(1, 1000) if family_bytes(
+            model, optimizer, torch.randn(b, 128))["activations"] > threshold)
+
+    assert first_batch_above(4 * P) == 93 == math.floor(4 * P / PER_EXAMPLE) + 1
+    assert first_batch_above(persistent) == 371
+
+
+def test_family_bytes_counts_a_forward_without_keeping_it():
+    """Counting activations must leave nothing behind: a second count of the
+    same batch gives the same bytes, and the gradients are untouched."""
+    torch.manual_seed(0)
+    model = TinyMLP()
+    optimizer = torch.optim.AdamW(model.parameters())
+    x = torch.randn(8, 128)
+    first = family_bytes(model, optimizer, x)
+    assert first == family_bytes(model, optimizer, x)
+    assert grads_nbytes(model) == 0 and first["optimizer state"] == 0
+    assert count_params(model) == P
+
+
+def test_the_figure_draws_the_tables_numbers():
+    chart = figures_memory.families()
+    data = tiny_mlp_adamw(figures_memory.BATCH_SIZES)
+    ax = chart.figure.axes[0]
+    heights = [patch.get_height() for patch in ax.patches]
+    expected = [data[b][f] / 1024 for f in figures_memory.FAMILIES
+                for b in figures_memory.BATCH_SIZES]
+    assert heights == pytest.approx(expected)
+    assert "3072.0 KiB" in chart.alt and "KiB" in chart.caption
+
+
+# ---- the zero_grad example and its capture --------------------------------
+
+
+def test_zero_grad_smoke_run_records_every_timing_the_page_reads():
+    data = zero_grad.run(torch.device("cpu"), "smoke")
+    assert set(data["ms"]) == {
+        "zero_grad_none", "zero_grad_zeros", "backward_into_none",
+        "backward_into_zeros", "iteration_set_to_none", "iteration_zeros"}
+    assert all(v > 0 for v in data["ms"].values())
+    assert data["grads_bytes_after_zeros"] == data["params_bytes"]
+    assert data["param_tensors"] == 2 * zero_grad.SIZES["smoke"]["depth"] + 2
+
+
+@pytest.fixture(scope="module")
+def captured():
+    return load_capture("zero_grad")["data"]
+
+
+def test_kept_zeros_cost_a_memset_and_an_add(captured):
+    """'Keeping zeros costs a memset and an add': each timed pair is ordered,
+    and the add (three passes over the gradients' bytes) outweighs the memset
+    (one pass)."""
+    ms = captured["ms"]
+    assert ms["zero_grad_zeros"] > ms["zero_grad_none"]
+    assert ms["backward_into_zeros"] > ms["backward_into_none"]
+    assert ms["iteration_zeros"] > ms["iteration_set_to_none"]
+    add = ms["backward_into_zeros"] - ms["backward_into_none"]
+    assert add > ms["zero_grad_zeros"] - ms["zero_grad_none"]
+
+
+def test_the_captured_model_is_the_one_the_page_names(captured):
+    cfg = captured["model"]
+    with torch.device("meta"):  # shapes and bytes only, no 470 MB of weights
+        model = wide_mlp(cfg["width"], cfg["depth"], cfg["classes"])
+    assert captured["params_bytes"] == sum(p.nbytes for p in model.parameters())
+    assert captured["param_tensors"] == len(list(model.parameters())) == 16
+    rounding = sum(allocator_bytes(p.nbytes) - p.nbytes
+                   for p in model.parameters())
+    assert rounding == ALLOCATOR_BLOCK - 4 * cfg["classes"] == 472
+
+
+def test_the_workspaces_are_whole_allocator_blocks(captured):
+    a = captured["allocated"]
+    workspaces = a["baseline"] - a["before_first_iteration"]
+    assert workspaces > 0 and workspaces % ALLOCATOR_BLOCK == 0
+
+
+# ---- what the home page and chapter 1 say about the test run ---------------
+
+
+@pytest.mark.parametrize("page", ["index.md", "memory.md"])
+def test_the_torch_version_the_pages_name_is_the_one_the_tests_run(page):
+    """'Every block ... runs under pytest with torch 2.13 (CPU build)': the
+    pages say which torch checked their outputs; that must stay true."""
+    import re
+
+    from tests.docblocks import DOCS
+
+    text = (DOCS / page).read_text(encoding="utf-8")
+    named = set(re.findall(r"with\s+torch\s+(\d+\.\d+)", text))
+    running = ".".join(torch.__version__.split(".")[:2])
+    assert named == {running}, (page, named, torch.__version__)
