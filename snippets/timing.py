@@ -1,31 +1,36 @@
-"""Time GPU work correctly: warm up, then CUDA events around each repeat, report the median.
+"""Time GPU work correctly: warm up, then CUDA events around each repeat,
+report the median.
 
-`time.time()` around a CUDA call measures the launch, not the work (kernels run asynchronously),
-and the first calls pay for kernel loading and allocator growth. On a CPU this falls back to
-time.perf_counter, which is right there because CPU work is synchronous.
+`time.time()` around a CUDA call measures the launch, not the work (kernels
+run asynchronously), and the first calls pay for kernel loading and allocator
+growth. On a CPU this falls back to time.perf_counter, which is right there
+because CPU work is synchronous.
 """
 
 import statistics
 import time
-from typing import Callable
 
 import torch
 
 
 # --8<-- [start:median_ms]
-def median_ms(fn: Callable[[], object], device: torch.device, warmup: int = 3, repeat: int = 10) -> float:
-    """Median wall time of fn() in milliseconds, after `warmup` untimed calls."""
+def median_ms(fn, device: torch.device, warmup: int = 3,
+              repeat: int = 10) -> float:
+    """Median wall time of fn() (no arguments) in ms, after `warmup`
+    untimed calls."""
     cuda = torch.device(device).type == "cuda"
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):
         if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
             start.record()
             fn()
             end.record()
-            end.synchronize()  # wait for this repeat's kernels, then read the GPU's own clock
+            # wait for this repeat's kernels, then read the GPU's own clock
+            end.synchronize()
             times.append(start.elapsed_time(end))
         else:
             t0 = time.perf_counter()

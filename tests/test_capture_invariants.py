@@ -7,6 +7,7 @@ import pytest
 
 from snippets.captures import load_capture
 from snippets.cuda_memory import ALLOCATOR_BLOCK
+from snippets.step_peak import for_loop_adam_extra_bytes
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,18 @@ def test_zero_grad_releases_exactly_the_gradients():
     assert a["baseline"] >= a["before_first_iteration"]  # workspaces created by the first iteration stay
 
 
+# ---- optimizer_step (chapter 3b) -----------------------------------------
+
+OPTIMIZERS = ("SGD momentum", "Adam", "AdamW")
+LAYOUTS = ("mixed", "large")
+
+
 @pytest.fixture(scope="module")
 def optimizer_step():
     d = load_capture("optimizer_step")["data"]
-    return d, {(r["optimizer"], r["implementation"]): r for r in d["results"]}
+    results = {(r["layout"], r["optimizer"], r["implementation"]): r
+               for r in d["results"]}
+    return d, results
 
 
 def test_no_step_beats_the_copy_roofline(optimizer_step):
@@ -61,16 +70,86 @@ def test_no_step_beats_the_copy_roofline(optimizer_step):
         assert r["GBps"] < d["copy"]["GBps"], key
 
 
-def test_fused_is_fastest_and_the_for_loop_slowest(optimizer_step):
-    d, results = optimizer_step
-    for optimizer in {o for o, _ in results}:
-        ms = {impl: results[(optimizer, impl)]["ms"] for impl in ("for-loop", "foreach", "fused")}
-        assert ms["fused"] < ms["foreach"] < ms["for-loop"], (optimizer, ms)
+def test_many_small_tensors_fused_beats_foreach_beats_the_for_loop(
+        optimizer_step):
+    """Launch-bound: the for-loop pays for a dozen launches per tensor."""
+    _, results = optimizer_step
+    for o in OPTIMIZERS:
+        ms = {i: results[("mixed", o, i)]["ms"]
+              for i in ("for-loop", "foreach", "fused")}
+        assert ms["fused"] < ms["foreach"] < ms["for-loop"], (o, ms)
+        assert ms["for-loop"] > 1.5 * ms["foreach"], (o, ms)
 
 
-def test_foreach_adam_needs_about_one_params_worth_of_temporaries(optimizer_step):
+def test_few_large_tensors_the_for_loop_is_as_fast_as_foreach(
+        optimizer_step):
+    """Bandwidth-bound: both make the same passes over memory, so launches
+    no longer decide; within a quarter either way."""
+    _, results = optimizer_step
+    for o in OPTIMIZERS:
+        loop = results[("large", o, "for-loop")]["ms"]
+        foreach = results[("large", o, "foreach")]["ms"]
+        assert 0.75 < loop / foreach < 1.25, (o, loop, foreach)
+
+
+def test_fused_is_fastest_in_both_layouts_above_half_the_copy(
+        optimizer_step):
     d, results = optimizer_step
-    params = d["params"]["bytes"]
-    for optimizer in ("Adam", "AdamW"):
-        assert 0.9 < results[(optimizer, "foreach")]["step_peak_extra_bytes"] / params < 1.1
-        assert results[(optimizer, "fused")]["step_peak_extra_bytes"] < 0.01 * params
+    for layout in LAYOUTS:
+        for o in OPTIMIZERS:
+            fused = results[(layout, o, "fused")]
+            others = [results[(layout, o, i)]["ms"]
+                      for i in ("for-loop", "foreach")]
+            assert fused["ms"] < min(others), (layout, o)
+            assert fused["GBps"] > 0.5 * d["copy"]["GBps"], (layout, o)
+
+
+def test_extra_peak_foreach_is_the_params_fused_and_sgd_nothing(
+        optimizer_step):
+    d, results = optimizer_step
+    for layout in LAYOUTS:
+        params = d["layouts"][layout]["bytes"]
+        for o in OPTIMIZERS:
+            extra = {i: results[(layout, o, i)]["step_peak_extra_bytes"]
+                     for i in ("for-loop", "foreach", "fused", "default")}
+            assert extra["fused"] == 0, (layout, o)
+            assert extra["default"] == extra["foreach"], (layout, o)
+            if o == "SGD momentum":  # in place in every implementation
+                assert extra["for-loop"] == extra["foreach"] == 0, layout
+            else:
+                assert extra["foreach"] == params, (layout, o)
+
+
+def test_for_loop_extra_peak_is_the_denom_mechanism_to_the_byte(
+        optimizer_step):
+    """The previous tensor's denom + this tensor's sqrt and quotient
+    (snippets/step_peak.py, counted on the CPU in tests/test_optimizer_step.py)
+    predict the GPU allocator's peak exactly (all sizes are multiples of
+    512 bytes, so the allocator adds no rounding)."""
+    d, results = optimizer_step
+    for layout in LAYOUTS:
+        sizes = d["layouts"][layout]["tensor_bytes"]
+        assert all(s % ALLOCATOR_BLOCK == 0 for s in sizes)
+        for o in ("Adam", "AdamW"):  # Adam here has no L2 weight_decay
+            extra = results[(layout, o, "for-loop")]["step_peak_extra_bytes"]
+            assert extra == for_loop_adam_extra_bytes(sizes), (layout, o)
+
+
+def test_default_is_foreach_on_the_gpu(optimizer_step):
+    _, results = optimizer_step
+    for layout in LAYOUTS:
+        for o in OPTIMIZERS:
+            ratio = (results[(layout, o, "default")]["ms"]
+                     / results[(layout, o, "foreach")]["ms"])
+            assert 0.8 < ratio < 1.25, (layout, o, ratio)
+
+
+def test_a_skipped_step_leaves_fused_sgd_a_momentum_buffer(optimizer_step):
+    d, _ = optimizer_step
+    skip = {(r["optimizer"], r["implementation"]): r for r in d["scaler_skip"]}
+    assert skip[("SGD momentum", "stock")]["state_after_skip"] == []
+    assert skip[("SGD momentum", "fused")]["state_after_skip"] == [
+        "momentum_buffer"]
+    assert skip[("SGD momentum", "stock")]["theta"] == [1.0, 0.9, 0.71]
+    for o in ("Adam", "AdamW"):  # fused Adam honours found_inf
+        assert skip[(o, "fused")]["theta"] == skip[(o, "stock")]["theta"], o
