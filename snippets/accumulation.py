@@ -1,7 +1,9 @@
-"""Gradient accumulation: the canonical loop, and the check that it gives the big batch's gradient.
+"""Gradient accumulation: the canonical loop, and the check that it gives the
+big batch's gradient.
 
-K micro-batches of b = B / K examples each, every micro-batch loss divided by K, one backward()
-per micro-batch (each adds into p.grad), one optimizer step per effective batch of B.
+K micro-batches of b = B / K examples each, every micro-batch loss divided by
+K, one backward() per micro-batch (each adds into p.grad), one optimizer step
+per effective batch of B.
 """
 
 import copy
@@ -11,32 +13,36 @@ from torch import nn
 
 
 # --8<-- [start:accumulate_gradients]
-def accumulate_gradients(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Tensor, K: int) -> None:
-    """Add to p.grad the gradient of loss_fn over all of `inputs`, run as K micro-batches.
-
-    loss_fn must reduce by the mean over its batch (the default of every torch.nn loss).
+def accumulate_gradients(model: nn.Module, loss_fn, inputs, targets,
+                         K: int) -> None:
+    """Add to p.grad the gradient of loss_fn over all of `inputs`, run as
+    K micro-batches. loss_fn reduces by the mean (every torch.nn loss does).
     """
     B = len(inputs)
     if B % K != 0:
-        # With unequal micro-batches, 1/K no longer weighs every example alike: see the token loss.
-        raise ValueError(f"batch {B} does not split into {K} equal micro-batches")
+        # Unequal micro-batches: 1/K no longer weighs every example alike.
+        raise ValueError(f"batch {B} does not split into {K} equal "
+                         "micro-batches")
     b = B // K
     for x, y in zip(inputs.split(b), targets.split(b)):
-        # mean over b examples, divided by K: the mean over all B once the K backwards have added up
+        # mean over b examples / K: the mean over all B once K backwards add
         loss = loss_fn(model(x), y) / K
-        loss.backward()  # adds into p.grad; this micro-batch's activations are freed here
+        loss.backward()  # adds into p.grad; frees this micro-batch's graph
 # --8<-- [end:accumulate_gradients]
 
 
 # --8<-- [start:accumulation_step]
-def accumulation_step(model, optimizer, loss_fn, inputs, targets, K: int, max_norm: float | None = None):
-    """One optimizer step on an effective batch of len(inputs), K micro-batches at a time."""
-    optimizer.zero_grad()  # once per effective batch, never between micro-batches
+def accumulation_step(model, optimizer, loss_fn, inputs, targets, K: int,
+                      max_norm: float | None = None):
+    """One optimizer step on an effective batch of len(inputs), K
+    micro-batches at a time."""
+    optimizer.zero_grad()  # once per effective batch, never in between
     accumulate_gradients(model, loss_fn, inputs, targets, K)
     total_norm = None
     if max_norm is not None:
-        # Clip the summed gradient, after the last micro-batch: it is the big batch's gradient.
-        total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        # Clip the sum, after the last micro-batch: the big batch's gradient.
+        total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                    max_norm)
     optimizer.step()
     return total_norm
 # --8<-- [end:accumulation_step]
@@ -47,20 +53,19 @@ def gradients(model: nn.Module) -> list[torch.Tensor]:
     return [p.grad.detach().clone() for p in model.parameters()]
 
 
-def max_abs_difference(grads_a: list[torch.Tensor], grads_b: list[torch.Tensor]) -> float:
+def max_abs_difference(grads_a, grads_b) -> float:
     return max((a - b).abs().max().item() for a, b in zip(grads_a, grads_b))
 
 
-def max_grad_difference(model: nn.Module, loss_fn, inputs, targets, K: int, seed: int = 0) -> float:
-    """max |g_big - g_accumulated| over every parameter, from two copies of `model`.
-
-    Both passes start from the same weights and the same RNG state, so the only thing that
-    differs between them is the split of the batch into K micro-batches.
-    """
+def max_grad_difference(model: nn.Module, loss_fn, inputs, targets, K: int,
+                        seed: int = 0) -> float:
+    """max |g_big - g_accumulated| over every parameter, from two copies of
+    `model`, with the same weights and the same RNG state: only the split
+    of the batch into K micro-batches differs."""
     big, accumulated = copy.deepcopy(model), copy.deepcopy(model)
     torch.manual_seed(seed)
     loss_fn(big(inputs), targets).backward()  # one batch of B
     torch.manual_seed(seed)
-    accumulate_gradients(accumulated, loss_fn, inputs, targets, K)  # K batches of B / K
+    accumulate_gradients(accumulated, loss_fn, inputs, targets, K)
     return max_abs_difference(gradients(big), gradients(accumulated))
 # --8<-- [end:max_grad_difference]

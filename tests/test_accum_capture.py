@@ -204,28 +204,41 @@ def test_peak_falls_with_every_split_and_is_mostly_activations(rows):
 
 # ---- time -------------------------------------------------------------------------------------
 
+STEP_TIME_TOLERANCE = 0.10  # the H100 capture moved by +3 % from K = 1 to K = 8
+
+
 def test_step_time_is_flat_across_k(rows):
-    """A tolerance a re-capture keeps: a step's median moves by up to about a quarter between
-    fresh machines, but the K's of one capture ran on the same one."""
+    """Every micro-batch here (4096 x 2048 at K = 8) still keeps the GPU busy, and every example
+    goes through the same matrix products: each K's median step is within 10 % of K = 1's,
+    measured in the same run. The page quotes the largest change through
+    {{ grad_accumulation/time_change }}."""
     ms = {K: r["ms"] for K, r in rows.items()}
     assert all(t > 0 for t in ms.values())
-    assert all(abs(ms[K] / ms[1] - 1) < 0.25 for K in ms), ms
+    assert all(abs(ms[K] / ms[1] - 1) < STEP_TIME_TOLERANCE for K in ms), ms
 
 
-def test_the_table_and_figure_show_the_capture():
-    from examples.render.grad_accumulation import peak, per_k
+def test_the_table_figure_and_values_show_the_capture():
+    from examples.render.grad_accumulation import VALUES, peak, peak_chart, per_k
 
     capture = load_capture("grad_accumulation")
+    per = capture["data"]["per_k"]
     table = per_k(capture)
-    assert "growth" not in table  # nothing grows any more
-    assert table.count("\n|") == 9  # header, rule and 7 quantities
+    assert "Note:" not in table  # a flat floor, and the hooks counted the formula's bytes
+    assert table.count("\n|") == 2 + len(per)  # header, rule, one row per K
+    assert all(len(line.split("|")) - 2 <= 6 for line in table.splitlines() if line.startswith("|"))
     fig = peak(capture)
     bars = fig.axes[0].containers
     assert len(bars) == 5
-    for i, r in enumerate(capture["data"]["per_k"]):
+    for i, r in enumerate(per):
         top = sum(container[i].get_height() for container in bars)
-        expected = (r["baseline_allocated_bytes"] + r["peak_above_baseline_bytes"]) / 2**30
-        assert abs(top - expected) < 1e-9, r["K"]
+        expected = (r["baseline_allocated_bytes"] + r["peak_above_baseline_bytes"]) / MiB
+        assert abs(top - expected) < 1e-6, r["K"]
+    assert "MiB" in fig.axes[0].get_ylabel()  # the unit of the table beside it
+    chart = peak_chart(capture)
+    for value in ("floor", "peak_first", "peak_last", "activations_first", "activations_last"):
+        assert VALUES[value](capture).removesuffix(" MiB") in chart.alt, value
+    worst = max((r["ms"] / per[0]["ms"] - 1 for r in per), key=abs)
+    assert VALUES["time_change"](capture) == f"{100 * worst:+.1f} %"
 
 
 # ---- mixed precision ------------------------------------------------------------------------------

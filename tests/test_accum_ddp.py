@@ -70,3 +70,41 @@ def test_the_demo_is_quick_and_leaves_no_process_group_behind(ranks):
     _, seconds = ranks
     assert seconds < 30  # about 4 s on two cores, mostly two fresh imports of torch
     assert not dist.is_initialized()
+
+
+# ---- the token-weighted loss across ranks (issue 8, item 13) -------------------------------------
+
+@pytest.fixture(scope="module")
+def token_ranks(ranks):
+    results, _ = ranks
+    return [rank["tokens"] for rank in results]  # the same two processes, K = 2 a rank
+
+
+def test_ranks_hold_different_token_counts(token_ranks):
+    assert [r["local_tokens"] for r in token_ranks] == [26, 5]
+
+
+def test_global_token_count_times_world_size_is_the_one_process_big_batch(token_ranks):
+    """Each rank divides its summed token loss by the global N and multiplies by the world
+    size; DDP's average over ranks then gives the single-process big batch's gradient."""
+    zero, one = token_ranks
+    expected = zero["reference"]
+    assert all(torch.equal(a, b) for a, b in zip(zero["global_n_times_world_size"],
+                                                 one["global_n_times_world_size"]))
+    assert max_abs_difference(zero["global_n_times_world_size"], expected) < _noise(expected)
+
+
+def test_global_token_count_alone_gives_one_over_world_size(token_ranks):
+    zero, _ = token_ranks
+    expected = zero["reference"]
+    half = [g / 2 for g in expected]
+    assert max_abs_difference(zero["global_n_only"], half) < _noise(expected)
+    ratio = torch.cat([g.flatten() for g in zero["global_n_only"]]).norm() / \
+        torch.cat([g.flatten() for g in expected]).norm()
+    assert ratio.item() == pytest.approx(0.5, rel=1e-5)
+
+
+def test_each_ranks_own_token_count_is_the_mean_of_means_bug_across_ranks(token_ranks):
+    zero, _ = token_ranks
+    expected = zero["reference"]
+    assert max_abs_difference(zero["local_n"], expected) > 1e3 * _noise(expected)

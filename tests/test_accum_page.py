@@ -16,20 +16,28 @@ PAGE = DOCS / "grad-accumulation.md"
 
 MUTATIONS = {
     # the proof: accumulation at K = 64 is equal to the big batch within noise, not bit for bit
-    "proof": ("K=64  b= 1  max|Δg|: equal within noise", "K=64  b= 1  max|Δg|: exactly equal"),
+    "proof": ("K=64  b= 1  equal within noise", "K=64  b= 1  exactly equal"),
     # the token bug: averaging micro-batch means does NOT give the big batch's loss
     "token mean": ("(2.9401, 2.7724, 2.9401)", "(2.9401, 2.9401, 2.9401)"),
+    # DDP and token counts: the global N times the world size gives the big batch's gradient
+    "world size": ("lm_verdict(gradients(big_lm), times_world)\n    'equal within noise'",
+                   "lm_verdict(gradients(big_lm), times_world)\n    'DIFFERENT by 0.21'"),
     # DDP: no_sync around forward and backward all-reduces once, after the last micro-batch
-    "no_sync": ("{'ddp_accumulate_gradients': [3], ", "{'ddp_accumulate_gradients': [0, 1, 2, 3], "),
-    # the cheat-sheet table: BatchNorm in training mode differs, in eval mode it matches
+    "no_sync": ("ddp_accumulate_gradients  [3]", "ddp_accumulate_gradients  [0, 1, 2, 3]"),
+    # the summary table's check: BatchNorm in training mode differs, in eval mode it matches
     "batchnorm": ("BatchNorm, eval mode       equal within noise", "BatchNorm, eval mode       DIFFERENT by 0.06"),
-    # the GPU capture: the float16 step with GradScaler("cuda") was not skipped
-    "amp on cuda": ('float16   GradScaler("cuda")  scale 65536.0  skipped False',
-                    'float16   GradScaler("cuda")  scale 65536.0  skipped True'),
-    # the GPU capture: the between-steps baseline is the same, to the byte, at every K
-    "flat baseline": ("{1: 0, 2: 0, 4: 0, 8: 0}", "{1: 0, 2: 0, 4: 0, 8: 512}"),
-    # the GPU capture: what no tensor holds at the peak, in MiB
-    "scratch": ("{1: 132, 2: 132, 4: 128, 8: 64}", "{1: 132, 2: 132, 4: 128, 8: 128}"),
+    # a forgotten / K: Adam's L2 decay notices it ...
+    "adam l2": ("Adam, L2 decay 0.1  gap 1.9902", "Adam, L2 decay 0.1  gap 0.0000"),
+    # ... as a decay divided by K
+    "l2 over k": ("weight_decay=0.1 / K)) < 1e-3\n    True", "weight_decay=0.1 / K)) < 1e-3\n    False"),
+    # ... and fp16 loses log2(K) doublings of loss-scale headroom
+    "fp16 headroom": ("(524288, 131072, True)", "(524288, 524288, True)"),
+    # the GPU capture: the float16 step with GradScaler("cuda") kept the initial scale
+    "amp on cuda": ("('GradScaler(\"cuda\")', 65536.0, 'disabled')", "('GradScaler(\"cuda\")', 32768.0, 'disabled')"),
+    # the GPU capture: the between-steps floor is the same, to the byte, at every K
+    "flat floor": ("{1: 0, 2: 0, 4: 0, 8: 0}", "{1: 0, 2: 0, 4: 0, 8: 512}"),
+    # the GPU capture: every K's step time within 10 % of K = 1's
+    "flat time": ("< 0.10 for K in full[\"ks\"])\n    True", "< 0.10 for K in full[\"ks\"])\n    False"),
     # a pack hook that returns tensor.detach() leaves nothing alive without a backward...
     "detach": ("SavedActivations  forward only:    0", "SavedActivations  forward only: 1344"),
     # ...and one that returns the tensor itself keeps the graph's saved outputs alive

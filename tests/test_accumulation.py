@@ -361,3 +361,79 @@ def test_full_size_prediction_is_the_pages():
     # activations at K = 1 are about four times the persistent memory: the sweep shows them shrink past it
     ratio = predicted_activation_bytes(full["width"], full["depth"], full["classes"], full["batch"]) / (16 * count_params(model))
     assert 3.9 < ratio < 4.1
+
+
+# ---- a forgotten / K (issue 8, item 14) -----------------------------------------------------------
+# Normalisation assumed throughout: each micro-batch loss is reduced by its MEAN (the torch.nn
+# default), and the wrong loop sums the K micro-batch means without dividing by K, so its gradient
+# is exactly K times the big batch's (K a power of two: scaling is exact in floating point).
+
+def _adam_after(model, X, T, K: int, steps: int, optimizer_class, weight_decay: float,
+                divide_by_k: bool) -> list[torch.Tensor]:
+    model = copy.deepcopy(model)
+    optimizer = optimizer_class(model.parameters(), lr=1e-2, weight_decay=weight_decay)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        for x, t in zip(X.split(len(X) // K), T.split(len(T) // K)):
+            loss = nn.MSELoss()(model(x), t)
+            (loss / K if divide_by_k else loss).backward()
+        optimizer.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _relative_gap(a, b, start) -> float:
+    """How far apart two runs end, relative to how far the reference moved."""
+    return max(((x - y).abs().max() / (y - s).abs().max()).item() for x, y, s in zip(a, b, start))
+
+
+@pytest.mark.parametrize("optimizer_class, weight_decay", [
+    (torch.optim.Adam, 0.0), (torch.optim.AdamW, 0.1),  # no L2 term: only eps sees the scale
+])
+def test_a_forgotten_k_changes_adam_only_through_eps_without_l2_decay(mlp_and_data, optimizer_class,
+                                                                     weight_decay):
+    model, X, T = mlp_and_data
+    start = [p.detach() for p in model.parameters()]
+    right = _adam_after(model, X, T, 4, 5, optimizer_class, weight_decay, divide_by_k=True)
+    wrong = _adam_after(model, X, T, 4, 5, optimizer_class, weight_decay, divide_by_k=False)
+    assert _relative_gap(wrong, right, start) < 1e-3
+
+
+def test_a_forgotten_k_divides_adams_l2_decay_by_k(mlp_and_data):
+    """Adam's weight_decay adds lambda * theta to the gradient: K * g + lambda * theta is K times
+    (g + (lambda / K) * theta), and Adam ignores the factor K. So the wrong loop with decay lambda
+    is the right loop with decay lambda / K (up to eps), and not the right loop with lambda."""
+    model, X, T = mlp_and_data
+    K, lam = 4, 0.1
+    start = [p.detach() for p in model.parameters()]
+    right = _adam_after(model, X, T, K, 5, torch.optim.Adam, lam, divide_by_k=True)
+    wrong = _adam_after(model, X, T, K, 5, torch.optim.Adam, lam, divide_by_k=False)
+    diluted = _adam_after(model, X, T, K, 5, torch.optim.Adam, lam / K, divide_by_k=True)
+    assert _relative_gap(wrong, diluted, start) < 1e-3
+    assert _relative_gap(wrong, right, start) > 0.5
+
+
+def _largest_safe_scale_exponent(model, micro_batches, loss_fn) -> int:
+    """The largest power-of-two GradScaler scale whose fp16 backward does not overflow."""
+    for exponent in range(40, -20, -1):
+        m = copy.deepcopy(model)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**exponent)
+        out = amp_accumulation_step(m, torch.optim.SGD(m.parameters(), lr=0.0), scaler, loss_fn,
+                                    micro_batches, device_type="cpu", dtype=torch.float16, max_norm=1.0)
+        if not out["skipped"]:
+            return exponent
+    raise AssertionError("every scale overflowed")
+
+
+@pytest.mark.parametrize("K", [2, 4])
+def test_a_forgotten_k_leaves_the_grad_scaler_k_times_less_headroom(K):
+    """Under fp16 autocast each micro-batch's backward carries values K times larger without the
+    / K, so the largest scale that does not overflow is K times smaller: log2(K) fewer doublings,
+    each of which the scaler finds by a skipped step. (p.grad is float32 under AMP: the sum itself
+    does not overflow.)"""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    X, Y = torch.randn(64, 16), torch.randint(0, 4, (64,))
+    micro_batches = list(zip(X.split(64 // K), Y.split(64 // K)))
+    right = _largest_safe_scale_exponent(model, micro_batches, F.cross_entropy)
+    wrong = _largest_safe_scale_exponent(model, micro_batches, lambda out, y: K * F.cross_entropy(out, y))
+    assert right - wrong == {2: 1, 4: 2}[K]
