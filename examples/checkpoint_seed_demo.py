@@ -10,7 +10,7 @@ of the parameters. Beside them: the peak above the persistent baseline and
 CUDA-event medians, and LiveBytes' count of what each variant holds between
 forward and backward.
 
-And the time. At batch 8 a step is a few hundred small kernels over 224 MiB
+And the time. At batch 8 a step is a chain of small kernels over 224 MiB
 of weights; the example times a plain copy of that many bytes on the device
 (reading and writing each weight once), to show how far the step is from
 what moving the weights costs, and it repeats the plain/checkpointed timing
