@@ -360,3 +360,18 @@ def test_breakdown_table_claims_byte_agreement_only_when_it_holds():
     changed["data"]["by_tokens"][0]["measured"]["grads"] += 512
     table = module.families(changed)
     assert "to the byte" not in table and "differs from its prediction" in table
+
+
+def test_time_figure_shows_both_models_the_page_discusses(sweep_data):
+    """Issue 8, item 20: the page's time fold argues about the equal layers'
+    n one-layer segments, so the figure shows that run, beside the blocks."""
+    from examples.render import renderer
+
+    capture = {"name": "checkpointing", "data": sweep_data}
+    chart = renderer("checkpointing").FIGURES["time"](capture)
+    panels = [ax for ax in chart.figure.axes if ax.has_data()]
+    labels = [[t.get_text() for t in ax.get_yticklabels()] for ax in panels]
+    n = sweep_data["uniform"]["model"]["layers"]
+    assert len(panels) == 2
+    assert "per block" in labels[0] and f"segments={n}" in labels[1]
+    assert f"{n} one-layer segments" in chart.alt
