@@ -1,12 +1,20 @@
-"""The seed notebook's checkpointing demo (its §6.4), run as written, then taken apart.
+"""The study plan's checkpointing demo, run as written, then taken apart.
 
-The seed builds DeepMLP(d=2048, depth=14) twice on the GPU, feeds a batch of 8, wraps the whole
-network in one checkpoint, times five steps with time.time() and reads
-torch.cuda.max_memory_allocated() after a reset. We record exactly the numbers it prints, then
-what they contain: both models' parameters and the other model's leftover gradients sit inside
-each "peak", and the activations that checkpointing could save are a fraction of a percent of
-the parameters. Beside them: the peak above the persistent baseline and CUDA-event medians, and
-LiveBytes' count of what each variant holds between forward and backward.
+The plan builds DeepMLP(d=2048, depth=14) twice on the GPU, feeds a batch of
+8, wraps the whole network in one checkpoint, times five steps with
+time.time() and reads torch.cuda.max_memory_allocated() after a reset. We
+record exactly the numbers it prints, then what they contain: both models'
+parameters and the other model's leftover gradients sit inside each "peak",
+and the activations that checkpointing could save are a fraction of a percent
+of the parameters. Beside them: the peak above the persistent baseline and
+CUDA-event medians, and LiveBytes' count of what each variant holds between
+forward and backward.
+
+And the time. At batch 8 a step is a chain of small kernels over 224 MiB
+of weights; the example times a plain copy of that many bytes on the device
+(reading and writing each weight once), to show how far the step is from
+what moving the weights costs, and it repeats the plain/checkpointed timing
+several times, because a ratio of such short steps moves between runs.
 """
 
 from __future__ import annotations
@@ -22,13 +30,15 @@ from snippets.live_bytes import LiveBytes
 from snippets.timing import median_ms
 
 SIZES = {
-    "full": {"d": 2048, "depth": 14, "batch": 8},  # the seed's GPU branch
-    "smoke": {"d": 32, "depth": 2, "batch": 2},
+    "full": {"d": 2048, "depth": 14, "batch": 8, "rounds": 5},  # the plan's
+    "smoke": {"d": 32, "depth": 2, "batch": 2, "rounds": 2},
 }
 
 
-# The seed's cell, in substance: one forward+backward, with or without one checkpoint around model.seq.
-def forward_backward_step(model: DeepMLP, x: torch.Tensor, use_ckpt: bool) -> float:
+# The plan's cell, in substance: one forward+backward, with or without one
+# checkpoint around model.seq.
+def forward_backward_step(model: DeepMLP, x: torch.Tensor,
+                          use_ckpt: bool) -> float:
     model.train()
     if use_ckpt:
         out = checkpoint(lambda inp: model.seq(inp), x, use_reentrant=False)
@@ -40,7 +50,8 @@ def forward_backward_step(model: DeepMLP, x: torch.Tensor, use_ckpt: bool) -> fl
 
 
 def seed_timed(fn, device: torch.device, n: int = 5) -> float:
-    # The seed's timer: wall clock around n calls, synchronising after each; no warm-up of its own.
+    # The plan's timer: wall clock around n calls, synchronising after
+    # each; no warm-up of its own.
     t0 = time.time()
     for _ in range(n):
         fn()
@@ -49,9 +60,9 @@ def seed_timed(fn, device: torch.device, n: int = 5) -> float:
     return (time.time() - t0) / n
 
 
-def seed_measure_peak(fn, device: torch.device) -> tuple[int | None, int | None]:
-    # The seed's measure_peak_cuda, plus what it does not show: the bytes already allocated at
-    # the reset, which max_memory_allocated() includes.
+def seed_measure_peak(fn, device: torch.device):
+    # The plan's measure_peak_cuda, plus what it does not show: the bytes
+    # already allocated at the reset, which max_memory_allocated() includes.
     if device.type != "cuda":
         return None, None
     torch.cuda.empty_cache()
@@ -63,23 +74,31 @@ def seed_measure_peak(fn, device: torch.device) -> tuple[int | None, int | None]
 
 
 def held_and_peak(model: DeepMLP, x: torch.Tensor, use_ckpt: bool) -> dict:
-    """LiveBytes' count of one step: held between forward and backward, and the peak."""
+    """LiveBytes' count of one step: held between forward and backward, and
+    the peak."""
     model.zero_grad(set_to_none=True)
     with LiveBytes() as live:
-        out = checkpoint(model.seq, x, use_reentrant=False) if use_ckpt else model(x)
+        if use_ckpt:
+            out = checkpoint(model.seq, x, use_reentrant=False)
+        else:
+            out = model(x)
         held = live.live
         out.pow(2).mean().backward()
     return {"held_bytes": held, "max_live_bytes": live.peak}
 
 
-def above_baseline(model: DeepMLP, x: torch.Tensor, use_ckpt: bool, device: torch.device) -> dict:
-    """The peak of one step above what persists (parameters, batch), and CUDA-event medians."""
-    meter = MemoryMeter(device)
-
+def step_fn(model: DeepMLP, x: torch.Tensor, use_ckpt: bool):
     def step() -> None:
         model.zero_grad(set_to_none=True)
         forward_backward_step(model, x, use_ckpt)
+    return step
 
+
+def above_baseline(model: DeepMLP, x: torch.Tensor, use_ckpt: bool,
+                   device: torch.device) -> dict:
+    """The peak of one step above what persists (parameters, batch), and
+    the median of CUDA-event timings."""
+    meter = MemoryMeter(device)
     model.zero_grad(set_to_none=True)
     meter.release_cache()
     baseline = meter.allocated()
@@ -87,7 +106,16 @@ def above_baseline(model: DeepMLP, x: torch.Tensor, use_ckpt: bool, device: torc
     forward_backward_step(model, x, use_ckpt)
     peak = meter.peak()
     return {"peak_bytes": None if baseline is None else peak - baseline,
-            "step_ms": median_ms(step, device, warmup=3, repeat=20)}
+            "step_ms": median_ms(step_fn(model, x, use_ckpt), device,
+                                 warmup=3, repeat=20)}
+
+
+def weights_copy_ms(nbytes: int, device: torch.device) -> float:
+    """Median ms to read and write `nbytes` once on the device: what moving
+    every weight once costs, the floor of a memory-bound pass."""
+    src = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    return median_ms(lambda: dst.copy_(src), device, warmup=3, repeat=20)
 
 
 def run(device: torch.device, size: str) -> dict:
@@ -96,22 +124,17 @@ def run(device: torch.device, size: str) -> dict:
     model_plain = DeepMLP(d=cfg["d"], depth=cfg["depth"]).to(device)
     model_ckpt = DeepMLP(d=cfg["d"], depth=cfg["depth"]).to(device)
     model_ckpt.load_state_dict(model_plain.state_dict())
-    x_big = torch.randn(cfg["batch"], cfg["d"], device=device, requires_grad=True)
+    x_big = torch.randn(cfg["batch"], cfg["d"], device=device,
+                        requires_grad=True)
 
-    # --- the seed's cell, in its order ---
+    # --- the plan's cell, in its order ---
     for _ in range(2):  # its warm-up: the plain model only
         model_plain.zero_grad(set_to_none=True)
         forward_backward_step(model_plain, x_big, use_ckpt=False)
         model_plain.zero_grad(set_to_none=True)
 
-    def run_plain() -> None:
-        model_plain.zero_grad(set_to_none=True)
-        forward_backward_step(model_plain, x_big, use_ckpt=False)
-
-    def run_ckpt() -> None:
-        model_ckpt.zero_grad(set_to_none=True)
-        forward_backward_step(model_ckpt, x_big, use_ckpt=True)
-
+    run_plain = step_fn(model_plain, x_big, use_ckpt=False)
+    run_ckpt = step_fn(model_ckpt, x_big, use_ckpt=True)
     t_plain = seed_timed(run_plain, device)
     t_ckpt = seed_timed(run_ckpt, device)
     at_reset_plain, peak_plain = seed_measure_peak(run_plain, device)
@@ -121,8 +144,10 @@ def run(device: torch.device, size: str) -> dict:
         "avg_step_time_ckpt_s": t_ckpt,
         "peak_plain_bytes": peak_plain,
         "peak_ckpt_bytes": peak_ckpt,
-        "delta_peak_bytes": None if peak_plain is None else peak_plain - peak_ckpt,
-        # not printed by the seed: what was already allocated when each peak counter was reset
+        "delta_peak_bytes": None if peak_plain is None
+        else peak_plain - peak_ckpt,
+        # not printed by the plan: what was already allocated when each
+        # peak counter was reset
         "allocated_at_reset_plain_bytes": at_reset_plain,
         "allocated_at_reset_ckpt_bytes": at_reset_ckpt,
     }
@@ -130,17 +155,33 @@ def run(device: torch.device, size: str) -> dict:
     # --- what those numbers contain ---
     param_bytes = sum(p.nbytes for p in model_plain.parameters())
     n_layers = len(model_plain.seq)
-    model_ckpt.zero_grad(set_to_none=True)  # one model, one set of gradients from here on
+    model_ckpt.zero_grad(set_to_none=True)  # one set of gradients from here
+    measured = {
+        "plain": above_baseline(model_plain, x_big, False, device),
+        "ckpt": above_baseline(model_plain, x_big, True, device),
+    }
+    # the same two timings again, several times: how much the ratio moves
+    ratios = []
+    for _ in range(cfg["rounds"]):
+        plain_ms = median_ms(step_fn(model_plain, x_big, False), device,
+                             warmup=3, repeat=20)
+        ckpt_ms = median_ms(step_fn(model_plain, x_big, True), device,
+                            warmup=3, repeat=20)
+        ratios.append(ckpt_ms / plain_ms)
     return {
-        "model": {"d": cfg["d"], "depth": cfg["depth"], "batch": cfg["batch"], "layers": n_layers,
-                  "param_bytes_per_model": param_bytes, "models_on_device": 2},
+        "model": {"d": cfg["d"], "depth": cfg["depth"],
+                  "batch": cfg["batch"], "layers": n_layers,
+                  "param_bytes_per_model": param_bytes,
+                  "models_on_device": 2},
         "seed": seed,
-        # each of the 2·depth layers keeps one batch × d fp32 tensor for backward (the output included)
+        # each of the 2·depth layers keeps one batch × d fp32 tensor for
+        # backward (the output included)
         "predicted_activation_bytes": n_layers * cfg["batch"] * cfg["d"] * 4,
-        "counted": {"plain": held_and_peak(model_plain, x_big, use_ckpt=False),
-                    "ckpt": held_and_peak(model_plain, x_big, use_ckpt=True)},
-        "measured": {"plain": above_baseline(model_plain, x_big, use_ckpt=False, device=device),
-                     "ckpt": above_baseline(model_plain, x_big, use_ckpt=True, device=device)},
+        "counted": {"plain": held_and_peak(model_plain, x_big, False),
+                    "ckpt": held_and_peak(model_plain, x_big, True)},
+        "measured": measured,
+        "event_ratios": ratios,
+        "weights_copy_ms": weights_copy_ms(param_bytes, device),
     }
 
 

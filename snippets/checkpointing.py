@@ -1,9 +1,10 @@
-"""Activation checkpointing: the models, the strategies, and what each keeps and recomputes.
+"""Activation checkpointing: the models, the strategies, and what each keeps
+and recomputes.
 
-Every strategy is a function `forward(blocks, x)` over an nn.Sequential of blocks, so that the
-same model, the same input and the same loss can be run five ways and compared: by the bytes it
-keeps between forward and backward, the most bytes alive at once, the matmul FLOPs it spends,
-and its gradients.
+Every strategy is a function `forward(blocks, x)` over an nn.Sequential of
+blocks, so that the same model, the same input and the same loss can be run
+five ways and compared: by the bytes it keeps between forward and backward,
+the most bytes alive at once, the matmul FLOPs it spends, and its gradients.
 """
 
 from typing import Callable
@@ -25,7 +26,7 @@ Forward = Callable[[nn.Sequential, torch.Tensor], torch.Tensor]
 
 # --8<-- [start:deep_mlp]
 class DeepMLP(nn.Module):
-    """The seed notebook's model: depth × (Linear(d, d), GELU) in one flat nn.Sequential."""
+    """The study plan's model: depth × (Linear(d, d), GELU), one Sequential."""
 
     def __init__(self, d: int = 2048, depth: int = 12):
         super().__init__()
@@ -41,7 +42,7 @@ class DeepMLP(nn.Module):
 
 # --8<-- [start:mlp_block]
 class MLPBlock(nn.Module):
-    """A transformer's feed-forward half: x + W2·GELU(W1·LayerNorm(x)), hidden width 4d."""
+    """A transformer's feed-forward half: x + W2·GELU(W1·LayerNorm(x))."""
 
     def __init__(self, d: int):
         super().__init__()
@@ -51,8 +52,9 @@ class MLPBlock(nn.Module):
         self.down = nn.Linear(4 * d, d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The residual stream x (d wide) is all that flows from block to block; inside, the
-        # block keeps LayerNorm's output and statistics and two 4d-wide tensors for backward.
+        # Only the residual stream x (d wide) flows from block to block;
+        # inside, the block keeps LayerNorm's output and statistics and
+        # two 4d-wide tensors for backward.
         return x + self.down(self.act(self.up(self.norm(x))))
 
 
@@ -67,19 +69,20 @@ def no_checkpoint(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 
 def one_checkpoint(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    # The seed's demo: a single checkpoint around the whole network.
+    # A single checkpoint around the whole network.
     return checkpoint(blocks, x, use_reentrant=False)
 
 
 def segments(k: int) -> Forward:
-    # checkpoint_sequential cuts the blocks into k segments and checkpoints all but the last.
+    # Cut the blocks into k segments; checkpoint all but the last.
     def forward(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         return checkpoint_sequential(blocks, k, x, use_reentrant=False)
     return forward
 
 
 def per_block(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    # What Megatron's "full recompute" and Hugging Face's gradient_checkpointing do: every block.
+    # Every block: Megatron's "full recompute", Hugging Face's
+    # gradient_checkpointing.
     for block in blocks:
         x = checkpoint(block, x, use_reentrant=False)
     return x
@@ -87,23 +90,29 @@ def per_block(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 
 # --8<-- [start:selective]
-MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default}
+MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
+           torch.ops.aten.bmm.default}
 
 
 def save_matmuls(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    # Called for every aten op in the forward: keep what is expensive to recompute (matmul
-    # outputs), recompute what is cheap (LayerNorm, GELU, views, the residual add).
-    return CheckpointPolicy.MUST_SAVE if op in MATMULS else CheckpointPolicy.PREFER_RECOMPUTE
+    # Called for every aten op of the forward: keep what is expensive to
+    # recompute (matmul outputs), recompute what is cheap (LayerNorm, GELU,
+    # views, the residual add).
+    if op in MATMULS:
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
 
 
 def save_matmuls_contexts():
-    # A fresh pair of dispatch modes per checkpoint call: one caches in forward, one replays.
+    # A fresh pair of dispatch modes per checkpoint call: one caches in
+    # forward, one replays the cache in the recompute.
     return create_selective_checkpoint_contexts(save_matmuls)
 
 
 def selective(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     for block in blocks:
-        x = checkpoint(block, x, use_reentrant=False, context_fn=save_matmuls_contexts)
+        x = checkpoint(block, x, use_reentrant=False,
+                       context_fn=save_matmuls_contexts)
     return x
 # --8<-- [end:selective]
 
@@ -113,23 +122,27 @@ def loss_of(out: torch.Tensor) -> torch.Tensor:
     return out.pow(2).mean()
 
 
-def count_step(blocks: nn.Sequential, x: torch.Tensor, forward: Forward) -> dict:
-    """One forward+backward, counted: bytes held after forward, most bytes live at once, matmul FLOPs."""
+def count_step(blocks: nn.Sequential, x: torch.Tensor,
+               forward: Forward) -> dict:
+    """One forward+backward, counted: bytes held after forward, most bytes
+    live at once, matmul FLOPs."""
     blocks.zero_grad(set_to_none=True)
     with LiveBytes() as live:
         out = forward(blocks, x)
-        held = live.live  # what forward left alive for backward (the output included)
+        held = live.live  # what forward left for backward, output included
         loss_of(out).backward()
     blocks.zero_grad(set_to_none=True)
     with FlopCounterMode(display=False) as flops:
         out = forward(blocks, x)
         forward_flops = flops.get_total_flops()
         loss_of(out).backward()
-    return {"held_bytes": held, "max_live_bytes": live.peak, "forward_flops": forward_flops,
+    return {"held_bytes": held, "max_live_bytes": live.peak,
+            "forward_flops": forward_flops,
             "step_flops": flops.get_total_flops()}
 
 
-def gradients(blocks: nn.Sequential, x: torch.Tensor, forward: Forward) -> list[torch.Tensor]:
+def gradients(blocks: nn.Sequential, x: torch.Tensor,
+              forward: Forward) -> list[torch.Tensor]:
     blocks.zero_grad(set_to_none=True)
     loss_of(forward(blocks, x)).backward()
     return [p.grad.clone() for p in blocks.parameters()]
@@ -137,10 +150,15 @@ def gradients(blocks: nn.Sequential, x: torch.Tensor, forward: Forward) -> list[
 
 
 # --8<-- [start:forward_calls]
-def forward_calls(blocks: nn.Sequential, x: torch.Tensor, forward: Forward) -> list[int]:
-    """How many times each block's forward runs in one training step: 2 = it was recomputed."""
+def forward_calls(blocks: nn.Sequential, x: torch.Tensor,
+                  forward: Forward) -> list[int]:
+    """How often each block's forward runs in one step: 2 = recomputed."""
     calls = [0] * len(blocks)
-    hooks = [block.register_forward_pre_hook(lambda module, args, i=i: calls.__setitem__(i, calls[i] + 1))
+
+    def counter(i):
+        return lambda module, args: calls.__setitem__(i, calls[i] + 1)
+
+    hooks = [block.register_forward_pre_hook(counter(i))
              for i, block in enumerate(blocks)]
     try:
         loss_of(forward(blocks, x)).backward()

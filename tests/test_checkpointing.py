@@ -86,9 +86,20 @@ def test_held_bytes_follow_the_formulas(counts):
         assert counts[f"segments={k}"]["held_bytes"] == (k - 1) * A_BYTES + N // k * BLOCK_BYTES
 
 
-def test_one_checkpoint_around_everything_does_not_lower_the_peak(counts):
+def test_one_checkpoint_around_everything_trims_exactly_what_the_loss_backward_holds(counts, x):
+    """The page's exact effect (issue 8, item 17): on the blocks, whose peak
+    sits inside the last block's backward in both runs, the counted peak does
+    not move; on a uniform chain the unchecked run peaks in the loss's
+    backward, whose temporaries meet every activation only there: 20a -> 18a
+    for 16 layers, two activations, whatever the depth (O(1/n))."""
     assert counts["one"]["max_live_bytes"] == counts["none"]["max_live_bytes"]
     assert counts["segments=1"] == counts["none"]  # one segment checkpoints nothing
+    for depth in (4, 8):
+        torch.manual_seed(0)
+        mlp = DeepMLP(d=D, depth=depth).seq  # 2 * depth layers, each keeping one a
+        plain, once = (count_step(mlp, x, f)["max_live_bytes"] for f in (no_checkpoint, one_checkpoint))
+        assert plain - once == 2 * A_BYTES, depth
+        assert (plain - 4 * 2) // A_BYTES == 2 * depth + 4  # 20a at 16 layers (and the loss's scalars)
 
 
 def test_orderings_the_page_states(counts):
@@ -218,7 +229,8 @@ def sweep_data():
 
 
 def test_checkpointing_example_counts_follow_the_formulas(sweep_data):
-    for kind in ("blocks", "uniform"):
+    assert sweep_data["reduction_scratch_bytes"] is None  # no allocator on a CPU
+    for kind in ("blocks", "blocks_no_down_bias", "uniform"):
         data = sweep_data[kind]
         a, per_layer, n_layers = data["a_bytes"], data["per_layer_bytes"], data["model"]["layers"]
         rows = {r["name"]: r for r in data["strategies"]}
@@ -226,7 +238,7 @@ def test_checkpointing_example_counts_follow_the_formulas(sweep_data):
         assert rows["one checkpoint"]["counted"]["held_bytes"] == a
         # the peak is not lowered, but for the loss's own backward temporaries on the uniform stack (2a)
         lower_by = rows["none"]["counted"]["max_live_bytes"] - rows["one checkpoint"]["counted"]["max_live_bytes"]
-        assert lower_by == (0 if kind == "blocks" else 2 * a), kind
+        assert lower_by == (2 * a if kind == "uniform" else 0), kind
         for r in data["strategies"]:
             if r["segments"]:
                 k = r["segments"]
@@ -234,6 +246,10 @@ def test_checkpointing_example_counts_follow_the_formulas(sweep_data):
             assert r["grads_bitwise_equal"] and r["grads_max_abs_diff"] == 0.0, (kind, r["name"])
             assert r["measured"]["held_bytes"] is None and r["measured"]["peak_bytes"] is None
             assert r["measured"]["step_ms"] > 0 and r["measured"]["forward_ms"] > 0
+        if kind == "blocks_no_down_bias":
+            assert [r["name"] for r in data["strategies"]] == [
+                "none", "one checkpoint", f"segments={n_layers}", "per block"]
+            assert data["model"]["params"] == sweep_data["blocks"]["model"]["params"] - n_layers * 8
         if kind == "blocks":
             assert rows["per block"]["counted"]["held_bytes"] == n_layers * a
             assert rows["selective"]["counted"]["held_bytes"] == n_layers * 6 * a
@@ -261,6 +277,8 @@ def test_seed_demo_example_at_smoke_size():
     assert data["counted"]["ckpt"]["held_bytes"] == cfg["batch"] * cfg["d"] * 4  # the output alone
     assert data["counted"]["ckpt"]["max_live_bytes"] == data["counted"]["plain"]["max_live_bytes"]
     assert data["measured"]["plain"]["peak_bytes"] is None
+    assert len(data["event_ratios"]) == cfg["rounds"] and all(r > 0 for r in data["event_ratios"])
+    assert data["weights_copy_ms"] > 0
 
 
 def test_activation_breakdown_example_at_smoke_size():
@@ -268,35 +286,54 @@ def test_activation_breakdown_example_at_smoke_size():
 
     data = run(CPU, "smoke")
     rows = data["by_tokens"]
+    assert data["steps"] == 3
     for row in rows:
         assert row["counted_activations"] == row["predicted"]["activations"]
-        assert row["measured"] is None
+        assert row["measured"] is None and row["steps"] is None  # no allocator on a CPU
         assert row["step_counter_devices"] == ["cpu"]
     first, last = rows[0], rows[-1]
     assert last["counted_activations"] * first["tokens"] == first["counted_activations"] * last["tokens"]
 
 
-def test_renderers_draw_every_table_and_figure_from_smoke_data(sweep_data):
-    """The renderers on CPU data, with the allocator's fields filled from the counts."""
+def test_renderers_draw_every_table_figure_and_value_from_smoke_data(sweep_data):
+    """The renderers on CPU data, with the allocator's fields filled from the
+    counts (a drawing test: the numbers are stand-ins, not measurements)."""
     import copy
 
+    from examples.activation_breakdown import run as breakdown_run
+    from examples.checkpoint_seed_demo import run as seed_run
     from examples.render import renderer, svg
 
     data = copy.deepcopy(sweep_data)
-    for kind in ("blocks", "uniform"):
+    for kind in ("blocks", "blocks_no_down_bias", "uniform"):
         for r in data[kind]["strategies"]:
             r["measured"].update(held_bytes=r["counted"]["held_bytes"], peak_bytes=r["counted"]["max_live_bytes"])
-    module = renderer("checkpointing")
-    capture = {"name": "checkpointing", "data": data}
-    for draw in module.TABLES.values():
-        assert draw(capture).count("\n|") >= 3
-    for draw in module.FIGURES.values():
-        figure = draw(capture)
-        assert figure.axes[0].has_data() and "<svg" in svg(figure)
+    data["reduction_scratch_bytes"] = 2 * data["blocks"]["a_bytes"]
+    breakdown = breakdown_run(CPU, "smoke")
+    for row in breakdown["by_tokens"]:
+        p = row["predicted"]
+        row["measured"] = {**p, "peak_first_step": 5 * p["params"], "peak_first_step_phase": "optimizer",
+                           "peak_steady": 5 * p["params"] + p["activations"], "peak_steady_phase": "backward"}
+    seed = seed_run(CPU, "smoke")
+    seed["seed"].update(peak_plain_bytes=3, peak_ckpt_bytes=3, allocated_at_reset_plain_bytes=1,
+                        allocated_at_reset_ckpt_bytes=1, delta_peak_bytes=0)
+    for variant in ("plain", "ckpt"):
+        seed["measured"][variant]["peak_bytes"] = seed["counted"][variant]["max_live_bytes"]
+    for name, capture_data in (("checkpointing", data), ("activation_breakdown", breakdown),
+                               ("checkpoint_seed_demo", seed)):
+        module = renderer(name)
+        capture = {"name": name, "data": capture_data}
+        for draw in module.TABLES.values():
+            assert draw(capture).count("\n|") >= 3, name
+        for draw in getattr(module, "FIGURES", {}).values():
+            chart = draw(capture)
+            assert chart.figure.axes[0].has_data() and "<svg" in svg(chart.figure), name
+        for item, value in module.VALUES.items():
+            assert value(capture).strip(), (name, item)
 
 
 def test_headline_table_shows_the_five_strategies_relative_to_none():
-    """The table docs/checkpointing.md opens § 6.8 with: five rows, none at 100 % and ×1.00."""
+    """The headline table of docs/checkpointing.md: five rows, none at 100 % and ×1.00."""
     from examples.render import renderer
     from snippets.captures import load_capture
 
@@ -322,4 +359,19 @@ def test_breakdown_table_claims_byte_agreement_only_when_it_holds():
     changed = copy.deepcopy(capture)
     changed["data"]["by_tokens"][0]["measured"]["grads"] += 512
     table = module.families(changed)
-    assert "to the byte" not in table and "(predicted 0.50 GiB)" in table
+    assert "to the byte" not in table and "differs from its prediction" in table
+
+
+def test_time_figure_shows_both_models_the_page_discusses(sweep_data):
+    """Issue 8, item 20: the page's time fold argues about the equal layers'
+    n one-layer segments, so the figure shows that run, beside the blocks."""
+    from examples.render import renderer
+
+    capture = {"name": "checkpointing", "data": sweep_data}
+    chart = renderer("checkpointing").FIGURES["time"](capture)
+    panels = [ax for ax in chart.figure.axes if ax.has_data()]
+    labels = [[t.get_text() for t in ax.get_yticklabels()] for ax in panels]
+    n = sweep_data["uniform"]["model"]["layers"]
+    assert len(panels) == 2
+    assert "per block" in labels[0] and f"segments={n}" in labels[1]
+    assert f"{n} one-layer segments" in chart.alt
