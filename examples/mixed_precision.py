@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import math
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +95,7 @@ def bitsandbytes_available() -> bool:
     return importlib.util.find_spec("bitsandbytes") is not None
 
 
-def make_optimizer(name: str, model: nn.Module, device: torch.device):
+def make_optimizer(name: str, model: nn.Module):
     """The optimizer(s) of a configuration: fused where torch has it."""
     if name == "AdamW":
         return lambda params: torch.optim.AdamW(params, lr=1e-4, fused=True)
@@ -128,7 +129,7 @@ def predict(recipe: str, optimizer: str, shapes: dict[str, list[int]],
     hidden: the 2-D hidden weights (Muon's; AdamW takes the others).
     """
     weight_size, _, master, element, _ = RECIPES[recipe]
-    n = {name: _numel(shape) for name, shape in shapes.items()}
+    n = {name: math.prod(shape) for name, shape in shapes.items()}
     params = sum(allocator_bytes(weight_size * k) for k in n.values())
     state = []
     for name, shape in shapes.items():
@@ -149,13 +150,6 @@ def predict(recipe: str, optimizer: str, shapes: dict[str, list[int]],
             "state": sum(allocator_bytes(b) for b in state),
             "autocast_cache": sum(allocator_bytes(b) for b in cache)}
 # --8<-- [end:predict]
-
-
-def _numel(shape) -> int:
-    out = 1
-    for s in shape:
-        out *= s
-    return out
 
 
 def _batch(cfg: dict, device: torch.device, seed: int):
@@ -179,7 +173,7 @@ def measure(recipe: str, optimizer: str, cfg: dict,
         model = model.to(torch.bfloat16)
     with_params = meter.allocated()
     model, stepper = prepare(recipe, model,
-                             make_optimizer(optimizer, model, device))
+                             make_optimizer(optimizer, model))
     optimizers = optimizers_of(stepper)
     scaler = (torch.amp.GradScaler(device.type)
               if recipe == "autocast fp16" else None)
@@ -196,9 +190,11 @@ def measure(recipe: str, optimizer: str, cfg: dict,
             for o in optimizers:
                 scaler.step(o)
             scaler.update()
+        elif isinstance(stepper, MasterWeights):
+            stepper.step()
         else:
-            stepper.step() if isinstance(stepper, MasterWeights) else [
-                o.step() for o in optimizers]
+            for o in optimizers:
+                o.step()
         model.zero_grad(set_to_none=True)
 
     def train_step():

@@ -3,7 +3,8 @@ vanish), Kahan-compensated (what rounding drops is carried to the next
 step), or stochastically rounded (unbiased in expectation).
 
 bf16 keeps 8 significant bits: between 1 and 2 its values are 2**-7 apart,
-so `1 + u` rounds back to 1 for any |u| below half that gap, 2**-8.
+so `1 + u` rounds back to 1 for any positive u below half that gap, 2**-8
+(below 1 the gap halves).
 """
 
 import torch

@@ -13,9 +13,9 @@ def adafactor_state_nbytes(shape, itemsize: int) -> list[int]:
     (besides its 0-d fp32 `step`, which stays on the CPU).
 
     A matrix (or any tensor of two or more dimensions) keeps a row
-    statistic (the last dimension summed away) and a column statistic (the
-    second-to-last summed away): m + n numbers for an m x n matrix instead
-    of m * n. A vector keeps a full-size second moment. No first moment.
+    statistic (the last dimension averaged away) and a column statistic
+    (the second-to-last averaged away): m + n numbers for an m x n matrix
+    instead of m * n. A vector keeps a full second moment. No first moment.
     """
     if len(shape) < 2:
         return [math.prod(shape) * itemsize]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 
-from examples.render import PALETTE, Chart, figure
+from matplotlib.ticker import FuncFormatter
+
+from examples.render import FONT_SIZE_PT, PALETTE, Chart, figure
 from snippets.loss_scaling import scale_trace
 from snippets.low_precision_updates import (
     ROUNDINGS, bf16_floor, regression_run,
@@ -34,14 +36,16 @@ def bytes_chart() -> Chart:
             hatch="//", label="autocast copies (during a step)")
     for y, total, extra in zip(ys, left, copies):
         label = f"{total:g}" + (f" (+{extra:g})" if extra else "")
-        ax.text(total + extra + 0.3, y, label, va="center")
+        ax.text(total + extra + 0.3, y, label, va="center",
+                fontsize=FONT_SIZE_PT)
     ax.set_yticks(list(ys), RECIPE_ROWS)
     ax.set_xlabel("bytes per parameter (AdamW)")
     ax.set_xlim(0, 23)
     ax.set_xticks(range(0, 21, 4))
     ax.grid(True, axis="x", alpha=0.3)
     ax.grid(False, axis="y")
-    fig.legend(loc="outside lower center", ncols=3, frameon=False)
+    fig.legend(loc="outside lower center", ncols=3, frameon=False,
+               fontsize=FONT_SIZE_PT)
     return Chart(
         fig,
         alt="Stacked horizontal bars of bytes per parameter for AdamW: fp32, "
@@ -73,9 +77,10 @@ def lost_updates_chart() -> Chart:
     stall = runs["nearest"]["last_change"]
     ax.axvline(stall, color=PALETTE[2], linewidth=0.8, alpha=0.6)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (MSE)")
-    ax.legend(frameon=False, loc="upper right")
+    ax.legend(frameon=False, loc="upper right", fontsize=FONT_SIZE_PT)
     return Chart(
         fig,
         alt="Training loss on a log scale over 400 steps of gradient "
@@ -103,7 +108,7 @@ def loss_scale_chart() -> Chart:
             label="step skipped (inf in a gradient)")
     ax.set_xlabel("step")
     ax.set_ylabel("log2 of the scale")
-    ax.legend(frameon=False, loc="upper right")
+    ax.legend(frameon=False, loc="upper right", fontsize=FONT_SIZE_PT)
     return Chart(
         fig,
         alt="Step plot of GradScaler's scale in powers of two over 24 fp16 "

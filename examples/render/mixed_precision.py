@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from examples.render import PALETTE, Chart, figure, markdown_table
+from examples.render import FONT_SIZE_PT, PALETTE, Chart, figure, markdown_table
 
 
 def _rows(capture: dict) -> list[dict]:
@@ -10,7 +10,7 @@ def _rows(capture: dict) -> list[dict]:
 
 
 OPTIMIZER_NAMES = {"Bf16AdamW kahan": "AdamW (ours, Kahan)",
-                   "Bf16AdamW stochastic": "AdamW (ours, SR)",
+                   "Bf16AdamW stochastic": "AdamW (ours, stochastic)",
                    "AdamW": "AdamW (fused)", "Muon": "Muon + AdamW"}
 
 
@@ -62,18 +62,19 @@ def recipes(capture: dict) -> str:
 
 def memory(capture: dict):
     rows = [r for r in _rows(capture) if r["peak_bytes"] is not None]
-    fig, ax = figure(5.6, 4.2)
+    fig, ax = figure(5.6, 5.4)
     ys = list(range(len(rows)))[::-1]
     peak = [r["peak_bytes"] / 2**20 for r in rows]
     persistent = [r["persistent_bytes"] / 2**20 for r in rows]
     ax.barh(ys, peak, color=PALETTE[0], alpha=0.35, label="peak of a step")
     ax.barh(ys, persistent, color=PALETTE[0],
             label="persistent (weights + state)")
-    ax.set_yticks(ys, [_label(r).replace(" (fused)", "") for r in rows])
+    ax.set_yticks(ys, [f"{r['recipe']}\n{_optimizer(r)}" for r in rows])
     ax.set_xlabel("MiB")
     ax.grid(True, axis="x", alpha=0.3)
     ax.grid(False, axis="y")
-    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    fig.legend(loc="outside lower center", ncols=2, frameon=False,
+               fontsize=FONT_SIZE_PT)
     return fig
 
 
