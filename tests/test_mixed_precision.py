@@ -1,0 +1,369 @@
+"""Chapter 7 on the CPU: the bytes of each precision recipe and optimizer,
+what bf16 rounding loses and how Kahan summation and stochastic rounding
+keep it, GradScaler's dynamic loss scaling, and the 8-bit quantiser."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from examples.mixed_precision import TokenMLP, run
+from snippets.loss_scaling import scale_trace
+from snippets.low_precision_updates import (
+    ROUNDINGS, Bf16AdamW, apply_update_, bf16_floor, kahan_add_,
+    regression_run, steps_to_reach, stochastic_round_,
+)
+from snippets.precision import (
+    RECIPES, AutocastCasts, MasterWeights, bytes_per_param, forward_context,
+    prepare, state_tensor_nbytes,
+)
+from snippets.quantized_state import (
+    ADAM8BIT_SHARED_NBYTES, BLOCK, MIN_8BIT_SIZE, adam8bit_state_nbytes,
+    adam_moments, dequantize_blockwise, dynamic_map, linear_map,
+    quantisation_error, quantize_blockwise,
+)
+from snippets.small_states import adafactor_state_nbytes, muon_and_adamw
+
+
+def small_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
+
+
+def _optimizer_for(recipe: str):
+    if recipe == "pure bf16 + Kahan":
+        return lambda params: Bf16AdamW(params, rounding="kahan")
+    return lambda params: torch.optim.AdamW(params)
+
+
+def _state_tensors(optimizer) -> list[torch.Tensor]:
+    return [v for s in optimizer.state.values() for k, v in s.items()
+            if torch.is_tensor(v) and k != "step"]
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_each_recipe_holds_bytes_per_param(recipe):
+    model, stepper = prepare(recipe, small_net(), _optimizer_for(recipe))
+    P = sum(p.numel() for p in model.parameters())
+    x = torch.randn(16, 32)
+    if not recipe.startswith(("fp32", "autocast")):
+        x = x.to(torch.bfloat16)
+    with forward_context(recipe, "cpu"):
+        loss = model(x).float().pow(2).mean()
+    loss.backward()
+    grads = sum(p.grad.nbytes for p in model.parameters())
+    stepper.step()
+    optimizer = (stepper.optimizer if isinstance(stepper, MasterWeights)
+                 else stepper)
+    master = (sum(m.nbytes for m in stepper.master)
+              if isinstance(stepper, MasterWeights) else 0)
+    state = sum(t.nbytes for t in _state_tensors(optimizer))
+    expected = bytes_per_param(recipe, "AdamW")
+    assert sum(p.nbytes for p in model.parameters()) == expected["params"] * P
+    assert grads == expected["grads"] * P
+    assert master == expected["master"] * P
+    assert state == (expected["state"] + expected["kahan"]) * P
+    assert expected["total"] == sum(expected[k] for k in
+                                    ("params", "grads", "master", "state",
+                                     "kahan"))
+
+
+def test_the_headline_bytes_per_parameter():
+    totals = {r: bytes_per_param(r)["total"] for r in RECIPES}
+    assert totals == {"fp32": 16, "autocast bf16": 16,
+                      "bf16 + fp32 master": 16, "pure bf16": 8,
+                      "pure bf16 + Kahan": 10, "autocast fp16": 16}
+    assert bytes_per_param("autocast bf16")["autocast_copies"] == 2
+    assert bytes_per_param("fp32", "Adam8bit")["state"] == 2 * (1 + 4 / 256)
+    assert bytes_per_param("fp32", "Muon")["state"] == 4
+    assert bytes_per_param("pure bf16", "Muon")["state"] == 2
+    assert bytes_per_param("fp32", "Adafactor")["state"] == 0
+
+
+SHAPES = [(64, 32), (32,), (4, 6, 8), (1,)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", ["AdamW", "SGD momentum", "Adafactor",
+                                  "Muon"])
+def test_state_tensor_nbytes_is_what_torch_keeps(name, dtype):
+    shapes = [s for s in SHAPES if name != "Muon" or len(s) == 2]
+    params = [nn.Parameter(torch.randn(s, dtype=dtype)) for s in shapes]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer = {
+        "AdamW": lambda: torch.optim.AdamW(params),
+        "SGD momentum": lambda: torch.optim.SGD(params, lr=0.1, momentum=0.9),
+        "Adafactor": lambda: torch.optim.Adafactor(params),
+        "Muon": lambda: torch.optim.Muon(params),
+    }[name]()
+    optimizer.step()
+    for p in params:
+        held = sorted(t.nbytes for t in optimizer.state[p].values()
+                      if torch.is_tensor(t))
+        assert held == sorted(state_tensor_nbytes(
+            name, p.shape, p.element_size())), (name, p.shape)
+
+
+def test_adafactor_keeps_rows_plus_columns():
+    assert adafactor_state_nbytes((4096, 4096), 4) == [4 * 4096, 4 * 4096]
+    assert adafactor_state_nbytes((3, 5, 7), 2) == [2 * 15, 2 * 21]
+    assert adafactor_state_nbytes((10,), 4) == [40]
+
+
+def test_muon_gets_hidden_matrices_and_adamw_the_rest():
+    model = TokenMLP(vocab=50, width=16, layers=2)
+    muon, adamw = muon_and_adamw(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    in_muon = {names[id(p)] for g in muon.param_groups for p in g["params"]}
+    in_adamw = {names[id(p)] for g in adamw.param_groups for p in g["params"]}
+    assert in_muon == {f"blocks.{i}.{m}.weight" for i in range(2)
+                       for m in ("up", "down")}
+    assert in_muon.isdisjoint(in_adamw)
+    assert in_muon | in_adamw == set(names.values())
+    assert "embed.weight" in in_adamw and "head.weight" in in_adamw
+    with pytest.raises(ValueError, match="2D"):
+        torch.optim.Muon([nn.Parameter(torch.ones(3))])
+
+
+def test_autocast_caches_each_weight_once_per_region():
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 16), nn.ReLU(),
+                          nn.Linear(16, 8))
+    tokens = torch.randint(0, 10, (4, 5))
+    linear_bytes = 2 * sum(p.numel() for p in model[1:].parameters())
+    for cache, casts_expected in ((True, 4), (False, 8)):
+        casts = AutocastCasts(model)
+        with casts, torch.autocast("cpu", dtype=torch.bfloat16,
+                                   cache_enabled=cache):
+            loss = model(tokens).float().sum() + model(tokens).float().sum()
+            inside = casts.alive_nbytes()
+        assert len(casts.copies) == casts_expected
+        if cache:
+            assert inside == linear_bytes
+        kept = casts.alive_nbytes()
+        loss.backward()
+        # after autocast exits, autograd holds the weights (not biases)
+        weights = 2 * (8 * 16 + 16 * 8)
+        assert kept == weights * (1 if cache else 2)
+        assert casts.alive_nbytes() == 0
+
+
+def test_a_new_autocast_region_casts_again():
+    model = nn.Linear(8, 8)
+    casts = AutocastCasts(model)
+    with casts:
+        for _ in range(2):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                model(torch.randn(2, 8))
+    assert len(casts.copies) == 4
+
+
+def test_an_update_under_half_a_spacing_vanishes_in_bf16():
+    w = nn.Parameter(torch.ones(2, dtype=torch.bfloat16))
+    w.grad = torch.tensor([-0.003, -0.005], dtype=torch.bfloat16)
+    torch.optim.SGD([w], lr=1.0).step()
+    assert w.tolist() == [1.0, 1.0 + 2**-7]
+    assert 0.003 < 2**-8 < 0.005
+
+
+def test_pure_bf16_loses_the_run_and_both_remedies_keep_it():
+    runs = {r: regression_run(r) for r in ROUNDINGS}
+    floor = bf16_floor()
+    final = {r: run["losses"][-1] for r, run in runs.items()}
+    assert runs["nearest"]["last_change"] == 87
+    assert steps_to_reach(runs["fp32"]["losses"], final["nearest"]) == 50
+    assert final["nearest"] > 100 * floor
+    for remedy in ("kahan", "stochastic"):
+        assert final[remedy] < 3 * floor, remedy
+        assert runs[remedy]["last_change"] == 399
+    assert final["fp32"] < floor   # fp32 can represent the solution
+
+
+def test_kahan_summation_keeps_what_rounding_drops():
+    w = torch.ones(1, dtype=torch.bfloat16)
+    plain = w.clone()
+    compensation = torch.zeros(1, dtype=torch.bfloat16)
+    for _ in range(1000):
+        kahan_add_(w, torch.tensor([1e-3]), compensation)
+        apply_update_(plain, torch.tensor([1e-3]), "nearest")
+    assert plain.item() == 1.0
+    total = w.float() + compensation.float()
+    assert abs(total.item() - 2.0) < 2**-7   # within one bf16 spacing
+
+
+@pytest.mark.parametrize("x", [1 + 2**-9, -3.3, 1e-3 + 1e-6, 0.7])
+def test_stochastic_rounding_is_unbiased(x):
+    n = 200_000
+    target = torch.empty(n, dtype=torch.bfloat16)
+    stochastic_round_(target, torch.full((n,), x),
+                      torch.Generator().manual_seed(1))
+    values = sorted(set(target.float().tolist()))
+    assert len(values) <= 2                       # the two neighbours only
+    low, high = values[0], values[-1]
+    assert low <= x <= high
+    p = 0.0 if high == low else (x - low) / (high - low)
+    standard_error = (high - low) * math.sqrt(p * (1 - p) / n)
+    assert abs(target.float().double().mean().item() - x) \
+        <= 4 * standard_error + 1e-12
+
+
+def test_stochastic_rounding_leaves_bf16_values_alone():
+    exact = torch.tensor([1.0, -2.5, 0.0078125, 3.0]).to(torch.bfloat16)
+    target = torch.empty_like(exact)
+    stochastic_round_(target, exact.float(), torch.Generator().manual_seed(0))
+    assert torch.equal(target, exact)
+
+
+def test_bf16_adamw_keeps_a_compensation_buffer_only_with_kahan():
+    for rounding, tensors in (("kahan", 3), ("stochastic", 2),
+                              ("nearest", 2)):
+        p = nn.Parameter(torch.randn(8, 4, dtype=torch.bfloat16))
+        p.grad = torch.randn_like(p)
+        optimizer = Bf16AdamW([p], rounding=rounding)
+        optimizer.step()
+        state = [t for t in optimizer.state[p].values() if torch.is_tensor(t)]
+        assert len(state) == tensors
+        assert all(t.dtype == torch.bfloat16 for t in state)
+        assert sum(t.nbytes for t in state) == sum(state_tensor_nbytes(
+            f"Bf16AdamW {rounding}", p.shape, 2))
+
+
+def test_master_weights_keep_small_updates():
+    w = nn.Parameter(torch.ones(1, dtype=torch.bfloat16))
+    master = MasterWeights([w], lambda ps: torch.optim.SGD(ps, lr=1.0))
+    for _ in range(10):
+        w.grad = torch.tensor([-1e-3], dtype=torch.bfloat16)
+        master.step()
+    assert abs(master.master[0].item() - 1.01) < 1e-4
+    assert w.item() == 1.0078125            # the master, rounded to bf16
+    assert w.grad is None and master.master[0].grad is None
+
+
+def test_grad_scaler_backs_off_skips_and_grows():
+    trace = scale_trace()
+    scales = [t["scale"] for t in trace]
+    skipped = [t["skipped"] for t in trace]
+    assert skipped[:5] == [True] * 5 and scales[:6] == [2.0**e for e in
+                                                       range(20, 14, -1)]
+    for i in range(len(trace) - 1):
+        if skipped[i]:
+            assert scales[i + 1] == scales[i] / 2      # back-off
+    clean_run = 0
+    for i in range(len(trace) - 1):
+        clean_run = 0 if skipped[i] else clean_run + 1
+        if clean_run == 4:                              # growth_interval
+            assert scales[i + 1] == 2 * scales[i]
+            clean_run = 0
+        elif not skipped[i]:
+            assert scales[i + 1] == scales[i]
+    assert sum(skipped) == 8
+
+
+def test_fp16_underflows_where_bf16_does_not():
+    tiny = torch.tensor(1e-8)
+    assert tiny.half().item() == 0.0
+    assert abs(tiny.bfloat16().item() - 1e-8) < 1e-8 * 2**-8
+    assert torch.finfo(torch.bfloat16).tiny == torch.finfo(torch.float32).tiny
+    assert torch.finfo(torch.float16).max == 65504
+
+
+def test_dynamic_map_has_256_sorted_codes_from_0_to_1():
+    for signed in (True, False):
+        codes = dynamic_map(signed)
+        assert codes.shape == (256,) and torch.equal(codes, codes.sort()[0])
+        assert codes[-1] == 1.0 and (codes == 0).any()
+        assert codes.min() >= (-1.0 if signed else 0.0)
+    assert dynamic_map(True).min() > -1.0     # bitsandbytes: no -1 code
+
+
+def test_quantiser_round_trip():
+    torch.manual_seed(0)
+    x = torch.randn(3 * BLOCK + 17) * torch.exp(2 * torch.randn(3 * BLOCK + 17))
+    code = dynamic_map(True)
+    index, absmax = quantize_blockwise(x, code)
+    assert index.dtype == torch.uint8 and index.shape == x.shape
+    assert absmax.shape == (4,)                    # the last block is short
+    blocks = torch.nn.functional.pad(x, (0, BLOCK - 17)).view(4, BLOCK)
+    assert torch.equal(absmax, blocks.abs().amax(dim=1))
+    back = dequantize_blockwise(index, absmax, code, x.shape)
+    # nearest code: the error is at most half the widest gap, times absmax
+    gap = (code[1:] - code[:-1]).max()
+    scale = absmax.repeat_interleave(BLOCK)[: x.numel()]
+    assert ((back - x).abs() <= gap / 2 * scale * (1 + 1e-5)).all()
+    # a block's largest value comes back exactly when it is positive (the
+    # signed map has the code 1 but not -1, as bitsandbytes' has)
+    for b in range(4):
+        i = blocks[b].abs().argmax()
+        if x[b * BLOCK + i] > 0:
+            assert back[b * BLOCK + i] == x[b * BLOCK + i]
+        else:
+            assert back[b * BLOCK + i] == code[0] * absmax[b]
+
+
+def test_dynamic_codes_keep_adams_update_and_linear_ones_do_not():
+    m, v = adam_moments()
+    dynamic = quantisation_error(m, v, dynamic_map(True), dynamic_map(False))
+    linear = quantisation_error(m, v, linear_map(True), linear_map(False))
+    assert dynamic["v_zeroed"] == 0 and dynamic["update"] < 0.05
+    assert linear["v_zeroed"] > 0.01 and linear["update"] > 10
+
+
+def test_adam8bit_bytes():
+    assert adam8bit_state_nbytes(MIN_8BIT_SIZE - 1) == [4 * 4095] * 2
+    assert adam8bit_state_nbytes(4096) == [4096, 4096, 64, 64]
+    assert adam8bit_state_nbytes(257) == [4 * 257] * 2
+    assert adam8bit_state_nbytes(5000) == [5000, 5000, 4 * 20, 4 * 20]
+
+
+def test_quantiser_and_bytes_match_bitsandbytes():
+    """Where bitsandbytes is importable (PYTHONPATH with the unpacked
+    wheel): the same code books, and Adam8bit's state on the CPU is the
+    formula, tensor for tensor."""
+    bnb = pytest.importorskip("bitsandbytes",
+                              reason="bitsandbytes is not installed here")
+    import bitsandbytes.functional as bnbf
+
+    for signed in (True, False):
+        assert torch.equal(dynamic_map(signed),
+                           bnbf.create_dynamic_map(signed=signed))
+    params = [nn.Parameter(torch.randn(s)) for s in [(64, 80), (100,),
+                                                     (4096,), (33, 257)]]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer = bnb.optim.Adam8bit(params)
+    optimizer.step()
+    for p in params:
+        held = [t.nbytes for k, t in optimizer.state[p].items()
+                if torch.is_tensor(t) and not k.startswith("qmap")]
+        assert sorted(held) == sorted(adam8bit_state_nbytes(p.numel()))
+    maps = {id(t): t.nbytes for s in optimizer.state.values()
+            for k, t in s.items() if k.startswith("qmap")}
+    assert sorted(maps.values()) == ADAM8BIT_SHARED_NBYTES
+
+
+def test_the_example_fails_loudly_on_cuda_without_bitsandbytes(monkeypatch):
+    import examples.mixed_precision as example
+
+    monkeypatch.setattr(example, "bitsandbytes_available", lambda: False)
+    with pytest.raises(RuntimeError, match="bitsandbytes is not importable"):
+        run(torch.device("cuda"), "smoke")
+
+
+def test_the_smoke_run_records_none_for_bitsandbytes_when_missing(
+        monkeypatch):
+    import examples.mixed_precision as example
+
+    monkeypatch.setattr(example, "bitsandbytes_available", lambda: False)
+    monkeypatch.setitem(example.SIZES, "smoke",
+                        dict(example.SIZES["smoke"], repeat=1))
+    monkeypatch.setattr(example, "CONFIGS", [("fp32", "AdamW"),
+                                             ("autocast bf16", "Adam8bit")])
+    data = run(torch.device("cpu"), "smoke")
+    assert data["rows"][1] == {"recipe": "autocast bf16",
+                               "optimizer": "Adam8bit",
+                               "skipped": "no bitsandbytes"}
+    assert data["quantiser"] is None and data["bitsandbytes"] is None
+    assert data["rows"][0]["state_bytes"] is None       # no allocator here
