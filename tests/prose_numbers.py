@@ -13,7 +13,7 @@ Exempt, with the reason the rule gives:
   matching, so a claim about one is checked by a doctest in the sentence's section);
 * a year (1990-2035), a version after a product name ("torch 2.7", "Python 3.11", "CUDA 13.0"),
   a reference number ("arXiv 1604.06174", "PR 143710", "#92731", "Eq. 1", "§3.2"), a numbered
-  heading ("## 6.1 ...");
+  heading ("## 6.1 ..."), a format's name ("16-bit");
 * numbers listed in an explicit comment on the same line, with a reason:
   `<!-- exempt 0.4 1.0: what torch 0.4 and 1.0 did, history -->`.
 """
@@ -46,6 +46,7 @@ REFERENCE = re.compile(r"(?:\barXiv:?\s*|\bPRs?\s+|\bissues?\s+|\bpull\s+|\bEqs?
                        r"\bAlgorithm\s+|\bAppendix\s+|\bFigure\s+|\bTable\s+|\bSection\s+|\b[Cc]hapters?\s+)"
                        r"(?P<ref>\d+(?:\.\d+)*)")
 HEADING_NUMBER = re.compile(r"^#{1,6}\s+(?P<n>\d+(?:\.\d+)*[a-z]?)\b")
+FORMAT_NAME = re.compile(r"(?<![\w.])(?P<n>\d+)-bit\b")  # "16-bit", "8-bit": a format's name
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def shown_numbers(code: list[str]) -> set[str]:
 def _exempt_spans(line: str) -> list[tuple[int, int]]:
     spans = [m.span("v") for m in VERSION.finditer(line)]
     spans += [m.span("ref") for m in REFERENCE.finditer(line)]
+    spans += [m.span("n") for m in FORMAT_NAME.finditer(line)]
     heading = HEADING_NUMBER.match(line)
     if heading:
         spans.append(heading.span("n"))

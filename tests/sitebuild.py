@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a build reads: copy these to build a mutated project in a scratch folder.
-BUILD_INPUTS = ("mkdocs.yml", "docs", "snippets", "hooks", "examples")
+BUILD_INPUTS = ("mkdocs.yml", "docs", "snippets", "hooks", "examples", "tests")
 
 
 def build(project: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -22,8 +22,8 @@ def _break(tmp_path, old: str, new: str):
 @pytest.mark.parametrize("old, new, expected", [
     ('--8<-- "snippets/models.py:tiny_mlp"', '--8<-- "snippets/models.py:no_such_section"', "no section 'no_such_section'"),
     ('--8<-- "snippets/models.py:tiny_mlp"', '--8<-- "snippets/gone.py:tiny_mlp"', "'snippets/gone.py' does not exist"),
-    ("(#what-the-gpu-adds)", "(#no-such-anchor)", "has no anchor '#no-such-anchor'"),
-    ("(#what-the-gpu-adds)", "(no-such-page.md)", "no file docs/no-such-page.md"),
+    ("(glossary.md#optimizer-state)", "(glossary.md#no-such-anchor)", "has no anchor '#no-such-anchor'"),
+    ("(glossary.md#optimizer-state)", "(no-such-page.md)", "no file docs/no-such-page.md"),
 ], ids=["missing-section", "missing-file", "broken-anchor", "broken-link"])
 def test_build_fails_naming_file_and_line(tmp_path, old, new, expected):
     result, line = _break(tmp_path, old, new)
