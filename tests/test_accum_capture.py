@@ -50,12 +50,18 @@ def test_capture_is_the_full_size_of_the_example_as_it_is_now(gpu):
     assert [r["K"] for r in gpu["per_k"]] == FULL["ks"]
 
 
+@pytest.mark.claim("On the GPU AdamW's persistent memory is 16 bytes a parameter plus a 4-byte "
+                   "`step` per tensor",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_persistent_memory_is_sixteen_bytes_a_parameter_and_the_data_is_x_and_y(gpu):
     P, tensors = gpu["P"], 2 * (FULL["depth"] + 1)
     assert gpu["persistent_bytes"] == {"params": 4 * P, "grads": 4 * P, "optimizer_state": 8 * P + 4 * tensors}
     assert gpu["data_bytes"] == FULL["batch"] * FULL["width"] * 4 + FULL["batch"] * 8  # fp32 X, int64 Y
 
 
+@pytest.mark.claim("The predicted floor is every tensor alive between steps, rounded up to "
+                   "512-byte blocks",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_allocator_prediction_is_every_tensor_between_steps_rounded_to_its_blocks(gpu):
     # parameter, gradient, exp_avg, exp_avg_sq per parameter tensor (the for-loop's step counters
     # live on the CPU), and the data
@@ -66,6 +72,9 @@ def test_allocator_prediction_is_every_tensor_between_steps_rounded_to_its_block
 
 # ---- activations: exact -----------------------------------------------------------------------
 
+@pytest.mark.claim("Saved-tensor hooks counted each micro-batch's activations exactly as "
+                   "predicted, at every K",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_hooks_counted_the_formula_to_the_byte_for_every_micro_batch(rows):
     for K, r in rows.items():
         assert r["micro_batch"] == FULL["batch"] // K
@@ -75,6 +84,8 @@ def test_hooks_counted_the_formula_to_the_byte_for_every_micro_batch(rows):
 
 # ---- the baseline -------------------------------------------------------------------------------
 
+@pytest.mark.claim("The floor between steps is the same at every K, to the byte",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_baseline_is_the_same_to_the_byte_for_every_k(rows):
     baselines = {K: r["baseline_allocated_bytes"] for K, r in rows.items()}
     assert len(set(baselines.values())) == 1, (
@@ -82,6 +93,8 @@ def test_baseline_is_the_same_to_the_byte_for_every_k(rows):
         "counting pass (see 'A trap for anyone who writes a saved-tensor hook' on the page).")
 
 
+@pytest.mark.claim("The floor is the predicted tensors plus the cuBLAS workspaces chapter 1 found",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_baseline_is_the_prediction_plus_chapter_1s_cublas_workspaces(gpu, rows):
     chapter1 = load_capture("zero_grad")["data"]["allocated"]
     for K, r in rows.items():
@@ -90,6 +103,9 @@ def test_baseline_is_the_prediction_plus_chapter_1s_cublas_workspaces(gpu, rows)
         assert 0 < workspaces <= 128 * MiB, K
 
 
+@pytest.mark.claim("The floor's only rounding is the head's bias and its gradient and two "
+                   "moments, a block each",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_the_only_rounding_is_the_head_bias_four_tensors(gpu):
     """16 bytes a parameter on the GPU (the for-loop's step counters are on the CPU) plus the data;
     every tensor is a whole number of 512-byte blocks except the head's bias and its gradient and
@@ -98,6 +114,8 @@ def test_the_only_rounding_is_the_head_bias_four_tensors(gpu):
     assert rounding == 4 * (512 - 4 * FULL["classes"])
 
 
+@pytest.mark.claim("The counting forward, with no backward, leaves nothing alive",
+                   page="grad-accumulation.md#a-trap-for-saved-tensor-hooks")
 def test_the_counting_pass_leaves_nothing_alive():
     """What keeps the baseline flat: counted_activation_bytes, a forward with no backward, frees
     all it made once it returns (SavedActivations' pack hook returns a detached alias)."""
@@ -134,6 +152,9 @@ def bytes_left_behind(counter, backward: str) -> tuple[int, int]:
     return live.live, saved.nbytes - x.nbytes - y.nbytes
 
 
+@pytest.mark.claim("A pack hook that returns its input keeps a graph without a backward alive; "
+                   "one that returns `tensor.detach()` does not",
+                   page="grad-accumulation.md#a-trap-for-saved-tensor-hooks")
 @pytest.mark.parametrize("backward", ["none", "retain_graph", "plain"])
 def test_a_pack_hook_that_returns_its_input_keeps_a_graph_without_backward_alive(backward):
     left, counted = bytes_left_behind(ReturnsTheTensor, backward)
@@ -143,6 +164,8 @@ def test_a_pack_hook_that_returns_its_input_keeps_a_graph_without_backward_alive
     assert bytes_left_behind(SavedActivations, backward) == (0, counted)
 
 
+@pytest.mark.claim("`tensor.detach()` in the pack hook cuts the `grad_fn` and keeps the same "
+                   "storage", page="grad-accumulation.md#a-trap-for-saved-tensor-hooks")
 def test_the_pack_hook_detaches_a_saved_output_and_keeps_its_storage():
     class Recording(SavedActivations):
         def _pack(self, tensor):
@@ -178,12 +201,17 @@ def tensor_peak_above_baseline(K: int) -> int:
     return live.peak - grads_nbytes(model)
 
 
+@pytest.mark.claim("The measured peak is the tensors alive at the peak plus at most 160 MiB of "
+                   "kernels' scratch",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_peak_is_every_tensor_alive_plus_at_most_the_kernels_scratch(rows):
     for K, r in rows.items():
         scratch = r["peak_above_baseline_bytes"] - tensor_peak_above_baseline(K)
         assert 0 <= scratch <= SCRATCH_BOUND, (K, scratch / MiB)
 
 
+@pytest.mark.claim("The tensors alive at the peak are (d + 1)·4bw + 4w² bytes, less 4P at K = 1",
+                   page="grad-accumulation.md#measured-on-the-gpu")
 def test_the_tensor_count_is_the_hand_formula():
     P, width, depth = count_params(meta_model()), FULL["width"], FULL["depth"]
     for K in FULL["ks"]:
@@ -192,6 +220,9 @@ def test_the_tensor_count_is_the_hand_formula():
         assert abs(tensor_peak_above_baseline(K) - by_hand) < MiB, K
 
 
+@pytest.mark.claim("The peak above the floor falls with every split and is mostly one "
+                   "micro-batch's activations",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_peak_falls_with_every_split_and_is_mostly_activations(rows):
     peaks = [rows[K]["peak_above_baseline_bytes"] for K in FULL["ks"]]
     assert all(a > b for a, b in zip(peaks, peaks[1:])), peaks
@@ -207,6 +238,8 @@ def test_peak_falls_with_every_split_and_is_mostly_activations(rows):
 STEP_TIME_TOLERANCE = 0.10  # the H100 capture moved by +3 % from K = 1 to K = 8
 
 
+@pytest.mark.claim("The step time stays within 10 % of K = 1's at every K",
+                   page="grad-accumulation.md#measured-on-the-gpu", capture="grad_accumulation")
 def test_step_time_is_flat_across_k(rows):
     """Every micro-batch here (4096 x 2048 at K = 8) still keeps the GPU busy, and every example
     goes through the same matrix products: each K's median step is within 10 % of K = 1's,
@@ -243,6 +276,9 @@ def test_the_table_figure_and_values_show_the_capture():
 
 # ---- mixed precision ------------------------------------------------------------------------------
 
+@pytest.mark.claim("On the GPU fp16 with `GradScaler(\"cuda\")` and bf16 accumulation stepped "
+                   "without a skip, within each format's tolerance",
+                   page="grad-accumulation.md#mixed-precision", capture="grad_accumulation")
 def test_amp_steps_on_cuda_and_stays_within_the_formats_precision(gpu):
     amp = {r["dtype"]: r for r in gpu["amp"]}
     assert set(amp) == {"float16", "bfloat16"}

@@ -31,18 +31,24 @@ def _noise(grads: list[torch.Tensor]) -> float:
     return 16 * torch.finfo(torch.float32).eps * max(g.abs().max().item() for g in grads)
 
 
+@pytest.mark.claim("`no_sync` around forward and backward all-reduces once, after the last "
+                   "micro-batch", page="grad-accumulation.md#no-sync")
 def test_no_sync_all_reduces_once_after_the_last_micro_batch(ranks):
     results, _ = ranks
     for rank in results:
         assert rank["no_sync"]["allreduced_after"] == [K - 1]  # one bucket, reduced once
 
 
+@pytest.mark.claim("`no_sync` around the backward only still all-reduces every micro-batch",
+                   page="grad-accumulation.md#no-sync")
 def test_no_sync_around_backward_only_still_all_reduces_every_micro_batch(ranks):
     results, _ = ranks
     for rank in results:
         assert rank["backward_only"]["allreduced_after"] == list(range(K))
 
 
+@pytest.mark.claim("With `no_sync` both ranks end with the one-process big batch's gradient, "
+                   "within rounding", page="grad-accumulation.md#no-sync")
 def test_both_ranks_end_with_the_one_process_big_batch_gradient(ranks):
     results, _ = ranks
     zero, one = results
@@ -53,6 +59,8 @@ def test_both_ranks_end_with_the_one_process_big_batch_gradient(ranks):
         assert max_abs_difference(zero[variant]["grads"], expected) < _noise(expected), variant
 
 
+@pytest.mark.claim("Entirely inside `no_sync` each rank keeps its own, different sum",
+                   page="grad-accumulation.md#no-sync")
 def test_inside_no_sync_each_rank_keeps_its_own_sum(ranks):
     results, _ = ranks
     zero, one = results
@@ -84,6 +92,8 @@ def test_ranks_hold_different_token_counts(token_ranks):
     assert [r["local_tokens"] for r in token_ranks] == [26, 5]
 
 
+@pytest.mark.claim("Under DDP, the global token count times the world size gives the big batch's "
+                   "gradient", page="grad-accumulation.md#token-counts")
 def test_global_token_count_times_world_size_is_the_one_process_big_batch(token_ranks):
     """Each rank divides its summed token loss by the global N and multiplies by the world
     size; DDP's average over ranks then gives the single-process big batch's gradient."""
@@ -94,6 +104,8 @@ def test_global_token_count_times_world_size_is_the_one_process_big_batch(token_
     assert max_abs_difference(zero["global_n_times_world_size"], expected) < _noise(expected)
 
 
+@pytest.mark.claim("Under DDP, the global token count alone gives 1/world size of the gradient",
+                   page="grad-accumulation.md#token-counts")
 def test_global_token_count_alone_gives_one_over_world_size(token_ranks):
     zero, _ = token_ranks
     expected = zero["reference"]
@@ -104,6 +116,8 @@ def test_global_token_count_alone_gives_one_over_world_size(token_ranks):
     assert ratio.item() == pytest.approx(0.5, rel=1e-5)
 
 
+@pytest.mark.claim("Dividing by each rank's own token count repeats the mean-of-means bug across "
+                   "ranks", page="grad-accumulation.md#token-counts")
 def test_each_ranks_own_token_count_is_the_mean_of_means_bug_across_ranks(token_ranks):
     zero, _ = token_ranks
     expected = zero["reference"]

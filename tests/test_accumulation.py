@@ -44,6 +44,9 @@ def mlp_and_data():
 
 # ---- the canonical loop and the proof ---------------------------------------------------------
 
+@pytest.mark.claim("Accumulated gradients equal the big batch's within float32 rounding for every "
+                   "K from 1 to 64",
+                   page="grad-accumulation.md#the-proof-one-big-batch-against-k-micro-batches")
 @pytest.mark.parametrize("K", [1, 2, 4, 8, 16, 32, 64])
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_accumulated_gradient_is_the_big_batch_gradient(mlp_and_data, K, loss):
@@ -56,6 +59,8 @@ def test_accumulated_gradient_is_the_big_batch_gradient(mlp_and_data, K, loss):
         assert diff == 0.0  # the very same computation
 
 
+@pytest.mark.claim("The leftover difference is rounding: in float64 it shrinks with ε",
+                   page="grad-accumulation.md#the-proof-one-big-batch-against-k-micro-batches")
 def test_the_difference_is_rounding_it_shrinks_with_epsilon(mlp_and_data):
     model, X, T = mlp_and_data
     model64 = copy.deepcopy(model).double()
@@ -64,6 +69,8 @@ def test_the_difference_is_rounding_it_shrinks_with_epsilon(mlp_and_data):
         assert max_grad_difference(model64, nn.MSELoss(), X.double(), T.double(), K) < noise(expected, torch.float64)
 
 
+@pytest.mark.claim("Without the /K every gradient comes out exactly K times too large",
+                   page="grad-accumulation.md#a-forgotten-k")
 def test_without_dividing_by_k_the_gradient_is_k_times_too_large(mlp_and_data):
     model, X, T = mlp_and_data
     expected = big_batch_grads(model, nn.MSELoss(), X, T)
@@ -80,6 +87,8 @@ def test_a_batch_that_does_not_split_evenly_is_refused(mlp_and_data):
         accumulate_gradients(model, nn.MSELoss(), X[:60], T[:60], 8)
 
 
+@pytest.mark.claim("The canonical loop (clear once, divide by K, step once) takes the big batch's "
+                   "steps", page="grad-accumulation.md#the-canonical-loop")
 def test_one_accumulation_step_equals_one_big_batch_step(mlp_and_data):
     model, X, T = mlp_and_data
     big, accumulated = copy.deepcopy(model), copy.deepcopy(model)
@@ -91,6 +100,8 @@ def test_one_accumulation_step_equals_one_big_batch_step(mlp_and_data):
     assert max_abs_difference(weights, [p.detach() for p in accumulated.parameters()]) < 1e-6
 
 
+@pytest.mark.claim("The optimizer's state advances once per effective batch, not per micro-batch",
+                   page="grad-accumulation.md#the-canonical-loop")
 def test_the_optimizer_counts_effective_batches_not_micro_batches(mlp_and_data):
     model, X, T = mlp_and_data
     optimizer = torch.optim.AdamW(model.parameters())
@@ -100,6 +111,8 @@ def test_the_optimizer_counts_effective_batches_not_micro_batches(mlp_and_data):
 
 # ---- BatchNorm and dropout ---------------------------------------------------------------------
 
+@pytest.mark.claim("BatchNorm in training mode breaks the equivalence; in eval mode it holds",
+                   page="grad-accumulation.md#batchnorm")
 def test_batchnorm_in_training_mode_breaks_the_equivalence_and_eval_mode_restores_it(mlp_and_data):
     _, X, T = mlp_and_data
     torch.manual_seed(0)
@@ -111,6 +124,8 @@ def test_batchnorm_in_training_mode_breaks_the_equivalence_and_eval_mode_restore
     assert max_grad_difference(bn, nn.MSELoss(), X, T, 4) < noise(expected)
 
 
+@pytest.mark.claim("Under accumulation BatchNorm's running statistics take K momentum updates a "
+                   "step", page="grad-accumulation.md#batchnorm")
 def test_batchnorm_running_statistics_take_k_momentum_updates(mlp_and_data):
     _, X, T = mlp_and_data
     torch.manual_seed(0)
@@ -124,6 +139,8 @@ def test_batchnorm_running_statistics_take_k_momentum_updates(mlp_and_data):
     torch.testing.assert_close(accumulated[1].running_mean, predicted)
 
 
+@pytest.mark.claim("Dropout draws other masks under accumulation; masks drawn once for the whole "
+                   "batch match it", page="grad-accumulation.md#dropout")
 def test_two_dropout_layers_draw_different_masks_and_presampled_masks_match(mlp_and_data):
     _, X, T = mlp_and_data
     torch.manual_seed(0)
@@ -165,6 +182,8 @@ def _language_model_batch(lengths: list[int]):
     return lm, tokens, labels
 
 
+@pytest.mark.claim("The summed token loss over the step's N is the big batch's; averaging "
+                   "micro-batch token means is not", page="grad-accumulation.md#token-counts")
 @pytest.mark.parametrize("lengths", [[8, 7, 2, 1], [1, 1, 8, 8], [3, 8, 5, 2, 8, 1]])
 def test_token_weighted_loss_is_the_big_batch_token_mean_and_mean_of_means_is_not(lengths):
     lm, tokens, labels = _language_model_batch(lengths)
@@ -185,6 +204,8 @@ def test_token_weighted_loss_is_the_big_batch_token_mean_and_mean_of_means_is_no
     assert max_abs_difference(expected, gradients(wrong)) > 1e3 * noise(expected)
 
 
+@pytest.mark.claim("Dividing by K is right when every micro-batch holds as many tokens",
+                   page="grad-accumulation.md#token-counts")
 def test_mean_of_means_is_right_when_every_micro_batch_holds_as_many_tokens():
     lm, tokens, labels = _language_model_batch([8, 1, 5, 4])  # 9 and 9 tokens
     micro_batches = list(zip(tokens.split(2), labels.split(2)))
@@ -195,6 +216,8 @@ def test_mean_of_means_is_right_when_every_micro_batch_holds_as_many_tokens():
     assert max_abs_difference(gradients(big), gradients(wrong)) < noise(gradients(big))
 
 
+@pytest.mark.claim("Padding positions, labelled -100, carry no loss",
+                   page="grad-accumulation.md#token-counts")
 def test_padding_carries_no_loss():
     lm, tokens, labels = _language_model_batch([3])
     changed = tokens.clone()
@@ -206,6 +229,8 @@ def test_padding_carries_no_loss():
 
 # ---- clipping ----------------------------------------------------------------------------------
 
+@pytest.mark.claim("Clipping once, after the last micro-batch, matches the clipped big batch",
+                   page="grad-accumulation.md#clipping")
 def test_clip_after_accumulation_matches_the_clipped_big_batch(mlp_and_data):
     model, X, T = mlp_and_data
     big = copy.deepcopy(model)
@@ -233,6 +258,8 @@ def classifier_and_data():
     return model, list(zip(X.split(16), Y.split(16))), gradients(reference)
 
 
+@pytest.mark.claim("Accumulation under bf16 or fp16 autocast steps once and stays within the "
+                   "format's precision", page="grad-accumulation.md#mixed-precision")
 @pytest.mark.parametrize("dtype, scaled, tolerance", [
     (torch.bfloat16, False, 0.1),   # about 20 roundings of 2**-8
     (torch.float16, True, 0.01),    # about 20 roundings of 2**-11
@@ -252,6 +279,8 @@ def test_amp_accumulation_steps_and_stays_within_the_formats_precision(classifie
     assert optimizer.state[next(model.parameters())]["step"].item() == 1
 
 
+@pytest.mark.claim("An inf gradient makes `GradScaler` skip the step, leave every weight "
+                   "unchanged and halve the scale", page="mixed-precision.md#fp16-and-loss-scaling")
 def test_an_inf_gradient_skips_the_step_and_halves_the_scale(classifier_and_data):
     model, micro_batches, _ = classifier_and_data
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -268,6 +297,8 @@ def test_an_inf_gradient_skips_the_step_and_halves_the_scale(classifier_and_data
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
 
 
+@pytest.mark.claim("Clipping before `unscale_` sees the norm times the scale; after it, the true "
+                   "norm", page="grad-accumulation.md#mixed-precision")
 def test_clipping_before_unscale_sees_the_scaled_norm(classifier_and_data):
     model, micro_batches, expected = classifier_and_data
     true_norm = torch.nn.utils.get_total_norm(expected).item()
@@ -284,6 +315,8 @@ def test_clipping_before_unscale_sees_the_scaled_norm(classifier_and_data):
         == pytest.approx(1.0, rel=1e-3)
 
 
+@pytest.mark.claim("`torch.cuda.amp.GradScaler` and `torch.cuda.amp.autocast` warn with a "
+                   "FutureWarning", page="grad-accumulation.md#version-history")
 def test_the_deprecated_cuda_amp_spellings_warn():
     with pytest.warns(FutureWarning, match="torch.amp.GradScaler"):
         torch.cuda.amp.GradScaler(enabled=False)
@@ -291,6 +324,8 @@ def test_the_deprecated_cuda_amp_spellings_warn():
         torch.cuda.amp.autocast(enabled=False)
 
 
+@pytest.mark.claim("`torch.amp.GradScaler(\"cpu\")` is a real scaler, starting at 65536",
+                   page="grad-accumulation.md#version-history")
 def test_the_cpu_scaler_is_a_real_scaler():
     scaler = torch.amp.GradScaler("cpu")
     assert scaler.is_enabled() and scaler.get_scale() == 2.0**16
@@ -350,6 +385,8 @@ def test_example_amp_runs_step_and_stay_close_to_float32(smoke):
     assert by_dtype["bfloat16"]["relative_grad_error"] < 0.1
 
 
+@pytest.mark.claim("On the GPU model one micro-batch of b examples saves 4b(8 · 2048 + 10) bytes "
+                   "of activations", page="grad-accumulation.md#measured-on-the-gpu")
 def test_full_size_prediction_is_the_pages():
     full = SIZES["full"]
     with torch.device("meta"):
@@ -386,6 +423,8 @@ def _relative_gap(a, b, start) -> float:
     return max(((x - y).abs().max() / (y - s).abs().max()).item() for x, y, s in zip(a, b, start))
 
 
+@pytest.mark.claim("A forgotten /K changes Adam and AdamW only through ε",
+                   page="grad-accumulation.md#a-forgotten-k")
 @pytest.mark.parametrize("optimizer_class, weight_decay", [
     (torch.optim.Adam, 0.0), (torch.optim.AdamW, 0.1),  # no L2 term: only eps sees the scale
 ])
@@ -398,6 +437,8 @@ def test_a_forgotten_k_changes_adam_only_through_eps_without_l2_decay(mlp_and_da
     assert _relative_gap(wrong, right, start) < 1e-3
 
 
+@pytest.mark.claim("A forgotten /K turns Adam's L2 decay λ into λ/K",
+                   page="grad-accumulation.md#a-forgotten-k")
 def test_a_forgotten_k_divides_adams_l2_decay_by_k(mlp_and_data):
     """Adam's weight_decay adds lambda * theta to the gradient: K * g + lambda * theta is K times
     (g + (lambda / K) * theta), and Adam ignores the factor K. So the wrong loop with decay lambda
@@ -424,6 +465,8 @@ def _largest_safe_scale_exponent(model, micro_batches, loss_fn) -> int:
     raise AssertionError("every scale overflowed")
 
 
+@pytest.mark.claim("A forgotten /K leaves the fp16 `GradScaler` K times less headroom: log₂ K "
+                   "fewer doublings", page="grad-accumulation.md#a-forgotten-k")
 @pytest.mark.parametrize("K", [2, 4])
 def test_a_forgotten_k_leaves_the_grad_scaler_k_times_less_headroom(K):
     """Under fp16 autocast each micro-batch's backward carries values K times larger without the

@@ -26,6 +26,8 @@ def _number(cell: str) -> float:
 
 # ---- issue 8, item 8: the bias correction for every t ----------------------------------------
 
+@pytest.mark.claim("The average's weights sum to 1 − βᵗ: on g = 1, `exp_avg` is 1 − β₁ᵗ and "
+                   "`exp_avg_sq` 1 − β₂ᵗ", page="adam.md#why-the-bias-correction")
 @pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.6), (0.99, 0.9999)])
 def test_the_emas_weights_sum_to_1_minus_beta_power_t(betas):
     """On g = 1 at every step, exp_avg is the sum of the weights: 1 − β1^t; same for v."""
@@ -41,6 +43,8 @@ def test_the_emas_weights_sum_to_1_minus_beta_power_t(betas):
         assert adam.state[theta]["exp_avg_sq"].item() == pytest.approx(1 - beta2 ** t, rel=1e-12)
 
 
+@pytest.mark.claim("For stationary gradients E(mₜ) = (1 − β₁ᵗ)·E(g), so mₜ/(1 − β₁ᵗ) is unbiased",
+                   page="adam.md#why-the-bias-correction")
 @pytest.mark.parametrize("t", [1, 2, 5, 20])
 def test_stationary_gradients_give_e_m_t_equal_1_minus_beta_power_t_times_e_g(t):
     generator = torch.Generator().manual_seed(t)
@@ -57,6 +61,8 @@ def test_stationary_gradients_give_e_m_t_equal_1_minus_beta_power_t_times_e_g(t)
     assert m / (1 - 0.9 ** t) == pytest.approx(mean, rel=0.02)  # corrected: unbiased
 
 
+@pytest.mark.claim("The bias-correction table, steps 1 to 30, is what `torch.optim.Adam` stores",
+                   page="adam.md#why-the-bias-correction")
 def test_bias_correction_table_on_the_page():
     [rows] = [r for _, h, r in _tables(PAGE) if h[0] == "step" and "\\(1-\\beta_1^t\\)" in h[1]]
     assert [int(row[0]) for row in rows] == [1, 2, 5, 10, 30]
@@ -79,6 +85,8 @@ def _step_dtype(param_dtype=torch.float32, **flags):
     return optimizer.state[param]["step"].dtype
 
 
+@pytest.mark.claim("`step` takes the default dtype, not the parameter's; fused keeps it float32",
+                   page="adam.md#where-step-lives")
 @pytest.mark.parametrize("flags", [{}, {"foreach": True}, {"foreach": False}], ids=["default", "foreach", "for-loop"])
 def test_step_takes_the_default_dtype_not_the_parameters(flags):
     assert torch.get_default_dtype() == torch.float32
@@ -124,6 +132,8 @@ def _trained(name):
     return model, optimizer
 
 
+@pytest.mark.claim("On TinyMLP the state is 0, 142,376, 284,768 and 427,144 bytes: 8, 12, 16 and "
+                   "20 persistent bytes per parameter", page="adam.md#measured-2p-3p-4p-5p")
 def test_persistent_table_matches_live_optimizers():
     [(header, rows)] = [(h, r) for _, h, r in _tables(PAGE) if h[:2] == ["optimizer", "state predicted (bytes)"]]
     # every column says its unit (issue 8, item 6)
@@ -143,6 +153,9 @@ def test_persistent_table_matches_live_optimizers():
         assert _number(per_parameter) == 4 * total / P == 4 * (k + 2)
 
 
+@pytest.mark.claim("Adam's and AMSGrad's state dicts hold 284,768 and 427,144 bytes, and "
+                   "`torch.save` writes the table's file sizes",
+                   page="adam.md#measured-2p-3p-4p-5p")
 def test_checkpoint_table_matches_torch_save():
     [(header, rows)] = [(h, r) for _, h, r in _tables(PAGE) if h[0] == "`state_dict()` of"]
     assert header[1:] == ["tensors (bytes)", "`torch.save` file, torch 2.13 (bytes)"]

@@ -54,6 +54,8 @@ def counts(blocks, x):
 
 # --- LiveBytes --------------------------------------------------------------------------------
 
+@pytest.mark.claim("`LiveBytes` counts every new storage until it is freed; views and in-place "
+                   "results cost nothing", page="checkpointing.md#counting-live-bytes-on-a-cpu")
 def test_live_bytes_counts_new_storages_only_and_forgets_freed_ones():
     before = torch.randn(10)
     with LiveBytes() as live:
@@ -77,6 +79,8 @@ def test_live_bytes_counts_every_output_of_an_op_and_temporaries_in_the_peak():
 
 # --- memory: the page's formulas ---------------------------------------------------------------
 
+@pytest.mark.claim("Forward leaves nA unchecked, na per block, a with one checkpoint and (k − 1)a "
+                   "+ (n/k)A with k segments", page="checkpointing.md#what-checkpointing-does")
 def test_held_bytes_follow_the_formulas(counts):
     assert counts["none"]["held_bytes"] == N * BLOCK_BYTES
     assert counts["one"]["held_bytes"] == A_BYTES  # only the output
@@ -86,6 +90,9 @@ def test_held_bytes_follow_the_formulas(counts):
         assert counts[f"segments={k}"]["held_bytes"] == (k - 1) * A_BYTES + N // k * BLOCK_BYTES
 
 
+@pytest.mark.claim("One checkpoint around everything leaves the blocks' peak unmoved and trims a "
+                   "chain's by two activations (20a → 18a)",
+                   page="checkpointing.md#one-checkpoint-around-everything")
 def test_one_checkpoint_around_everything_trims_exactly_what_the_loss_backward_holds(counts, x):
     """The page's exact effect (issue 8, item 17): on the blocks, whose peak
     sits inside the last block's backward in both runs, the counted peak does
@@ -102,6 +109,8 @@ def test_one_checkpoint_around_everything_trims_exactly_what_the_loss_backward_h
         assert (plain - 4 * 2) // A_BYTES == 2 * depth + 4  # 20a at 16 layers (and the loss's scalars)
 
 
+@pytest.mark.claim("Counted, per block has the lowest peak, below selective, below none",
+                   page="checkpointing.md#the-counts")
 def test_orderings_the_page_states(counts):
     held = {name: c["held_bytes"] for name, c in counts.items()}
     assert held["one"] < held["per block"] < held["segments=8"] < held["segments=4"] < held["segments=2"] < held["none"]
@@ -111,6 +120,8 @@ def test_orderings_the_page_states(counts):
     assert peak["per block"] < peak["selective"] < peak["none"]
 
 
+@pytest.mark.claim("On equal layers the bytes held are a U in the segment count with its floor at "
+                   "√n", page="checkpointing.md#chen-sqrt-n")
 def test_uniform_stack_is_u_shaped_with_its_floor_at_sqrt_n(x):
     torch.manual_seed(0)
     mlp = DeepMLP(d=D, depth=8).seq  # 16 layers, each keeping one T x d tensor
@@ -121,6 +132,8 @@ def test_uniform_stack_is_u_shaped_with_its_floor_at_sqrt_n(x):
     assert held[1] == held[16]
 
 
+@pytest.mark.claim("`SavedActivations` sees only what autograd saves, not what a selective "
+                   "checkpoint caches", page="checkpointing.md#counting-live-bytes-on-a-cpu")
 def test_saved_activations_misses_the_selective_cache(blocks, x, counts):
     with SavedActivations(blocks) as saved:
         selective(blocks, x)
@@ -133,6 +146,9 @@ def recompute_forwards(count, none):
     return (count["step_flops"] - none["step_flops"]) / none["forward_flops"]
 
 
+@pytest.mark.claim("Per block recomputes half a forward, one checkpoint all but the last "
+                   "down-projection, selective no matmul",
+                   page="checkpointing.md#what-the-recompute-costs")
 def test_recompute_cost_in_forwards(counts):
     none = counts["none"]
     assert recompute_forwards(counts["per block"], none) == 0.5  # early stop skips each down-projection
@@ -142,18 +158,24 @@ def test_recompute_cost_in_forwards(counts):
         assert recompute_forwards(counts[f"segments={k}"], none) == (k - 1) * (N // k - 0.5) / N
 
 
+@pytest.mark.claim("Without early stop, per block recomputes a whole forward",
+                   page="checkpointing.md#what-the-recompute-costs")
 def test_without_early_stop_per_block_recomputes_a_whole_forward(blocks, x, counts):
     with ckpt.set_checkpoint_early_stop(False):
         full = count_step(blocks, x, per_block)
     assert recompute_forwards(full, counts["none"]) == 1.0
 
 
+@pytest.mark.claim("Every strategy gives bitwise the unchecked gradients",
+                   page="checkpointing.md#how-to-choose")
 def test_every_strategy_gives_bitwise_the_same_gradients(blocks, x):
     reference = gradients(blocks, x, no_checkpoint)
     for forward in (one_checkpoint, per_block, selective, segments(2), segments(8)):
         assert all(torch.equal(g, r) for g, r in zip(gradients(blocks, x, forward), reference)), forward
 
 
+@pytest.mark.claim("`checkpoint_sequential` checkpoints every segment but the last",
+                   page="checkpointing.md#chen-sqrt-n")
 def test_checkpoint_sequential_leaves_its_last_segment_unchecked(blocks, x):
     assert forward_calls(blocks, x, segments(4)) == [2] * 6 + [1] * 2
     assert forward_calls(blocks, x, segments(N)) == [2] * (N - 1) + [1]
@@ -163,6 +185,8 @@ def test_checkpoint_sequential_leaves_its_last_segment_unchecked(blocks, x):
 
 # --- the torch API facts the page states (torch 2.13) -----------------------------------------
 
+@pytest.mark.claim("Leaving out `use_reentrant` warns, then takes the reentrant path",
+                   page="checkpointing.md#pass-use_reentrantfalse")
 def test_omitting_use_reentrant_warns_and_falls_back_to_the_reentrant_variant(blocks):
     h = torch.randn(2, D, requires_grad=True)
     with pytest.warns(UserWarning, match="use_reentrant parameter should be passed explicitly"):
@@ -172,6 +196,8 @@ def test_omitting_use_reentrant_warns_and_falls_back_to_the_reentrant_variant(bl
         ckpt.checkpoint_sequential(blocks, 2, h)
 
 
+@pytest.mark.claim("Reentrant, with no input requiring grad, the region's parameters get no "
+                   "gradient, with only a warning", page="checkpointing.md#pass-use_reentrantfalse")
 def test_reentrant_with_no_input_requiring_grad_leaves_gradients_none(blocks, x):
     blocks.zero_grad(set_to_none=True)
     with pytest.warns(UserWarning, match="None of the inputs have requires_grad=True"):
@@ -183,6 +209,8 @@ def test_reentrant_with_no_input_requiring_grad_leaves_gradients_none(blocks, x)
     blocks.zero_grad(set_to_none=True)
 
 
+@pytest.mark.claim("The reentrant variant refuses a selective policy",
+                   page="checkpointing.md#pass-use_reentrantfalse")
 def test_reentrant_refuses_a_context_fn(blocks, x):
     from snippets.checkpointing import save_matmuls_contexts
 
@@ -190,11 +218,15 @@ def test_reentrant_refuses_a_context_fn(blocks, x):
         ckpt.checkpoint(blocks[0], x.clone().requires_grad_(), use_reentrant=True, context_fn=save_matmuls_contexts)
 
 
+@pytest.mark.claim("Selective activation checkpointing is public in `torch.utils.checkpoint`",
+                   page="checkpointing.md#selective-checkpointing")
 def test_selective_checkpointing_is_public():
     for name in ("create_selective_checkpoint_contexts", "CheckpointPolicy", "SelectiveCheckpointContext"):
         assert name in ckpt.__all__
 
 
+@pytest.mark.claim("With dropout in a checkpoint the gradients match only with "
+                   "`preserve_rng_state=True`", page="checkpointing.md#dropout-and-the-rng-state")
 @pytest.mark.parametrize("preserve", [True, False])
 def test_dropout_gradients_match_only_when_rng_state_is_preserved(preserve):
     torch.manual_seed(0)

@@ -49,6 +49,8 @@ def formula_held(sweep, kind, r):
             "selective": 6 * n * a}[r["name"]]
 
 
+@pytest.mark.claim("On the GPU what forward leaves for backward is the formula, to the byte, in "
+                   "every run", page="checkpointing.md#bytes-on-the-gpu", capture="checkpointing")
 @pytest.mark.parametrize("kind", KINDS)
 def test_held_after_forward_is_the_count_and_the_formula_to_the_byte(sweep, kind):
     for name, r in rows(sweep, kind).items():
@@ -56,6 +58,9 @@ def test_held_after_forward_is_the_count_and_the_formula_to_the_byte(sweep, kind
                 == formula_held(sweep, kind, r)), (kind, name)
 
 
+@pytest.mark.claim("Every GPU peak is the count plus the loss scalars' rounding, plus at most the "
+                   "bias sum's buffer",
+                   page="checkpointing.md#bytes-on-the-gpu", capture="checkpointing")
 @pytest.mark.parametrize("kind", KINDS)
 def test_peak_is_the_count_plus_rounding_plus_at_most_the_reduction_buffer(sweep, kind):
     """Every run: the loss's two scalars rounded up. Some runs: the staging
@@ -67,12 +72,17 @@ def test_peak_is_the_count_plus_rounding_plus_at_most_the_reduction_buffer(sweep
     assert max(extra.values()) <= LOSS_SCALARS + scratch, extra
 
 
+@pytest.mark.claim("Without the down-projection's bias every peak is the count plus the two "
+                   "scalars' rounding",
+                   page="checkpointing.md#bytes-on-the-gpu", capture="checkpointing")
 def test_without_the_down_projection_bias_every_peak_is_the_count(sweep):
     """The A/B test that names the '2a' excess: remove the bias whose
     gradient is a sum over the batch, and the excess is gone from every run."""
     assert set(excess(sweep, "blocks_no_down_bias").values()) == {LOSS_SCALARS}
 
 
+@pytest.mark.claim("The unchecked peak is the count plus the bias sum's buffer, exactly",
+                   page="checkpointing.md#bytes-on-the-gpu", capture="checkpointing")
 def test_the_unchecked_peak_is_the_count_plus_the_bias_sums_buffer(sweep):
     extra = excess(sweep, "blocks")
     scratch = sweep["reduction_scratch_bytes"]
@@ -87,6 +97,10 @@ def one_trims(sweep, kind, measured=True):
     return r["none"][source][field] - r["one checkpoint"][source][field]
 
 
+@pytest.mark.claim("On the GPU one checkpoint lowers the blocks' peak by the bias sum's buffer "
+                   "exactly, nothing without the bias",
+                   page="checkpointing.md#one-checkpoint-around-everything",
+                   capture="checkpointing")
 def test_one_checkpoint_around_everything_trims_exactly_what_the_count_says(sweep):
     """Issue 8, item 17: not 'nothing', not a band: the exact effect.
     Counted: the blocks' peak does not move; the uniform chain's falls by
@@ -107,6 +121,9 @@ def test_one_checkpoint_around_everything_trims_exactly_what_the_count_says(swee
         assert one["held_bytes"] == sweep[kind]["a_bytes"], kind  # the output
 
 
+@pytest.mark.claim("The bias sum's buffer breaks the counted tie of per block and n segments; "
+                   "without the bias they tie",
+                   page="checkpointing.md#bytes-on-the-gpu", capture="checkpointing")
 def test_the_buffer_breaks_the_counted_tie_of_per_block_and_n_segments(sweep):
     n = sweep["blocks"]["model"]["layers"]
     k = f"segments={n}"
@@ -118,6 +135,9 @@ def test_the_buffer_breaks_the_counted_tie_of_per_block_and_n_segments(sweep):
     assert without[k]["measured"]["peak_bytes"] == without["per block"]["measured"]["peak_bytes"]
 
 
+@pytest.mark.claim("On the GPU the equal layers' peak is a symmetric U with its floor at √n "
+                   "segments",
+                   page="checkpointing.md#the-segment-sweep-on-the-gpu", capture="checkpointing")
 def test_uniform_stack_peak_is_a_symmetric_u_with_its_floor_at_sqrt_n(sweep):
     measured = {row["segments"]: row["measured"]
                 for row in rows(sweep, "uniform").values() if row["segments"]}
@@ -129,6 +149,9 @@ def test_uniform_stack_peak_is_a_symmetric_u_with_its_floor_at_sqrt_n(sweep):
     assert len({m["peak_bytes"] - m["held_bytes"] for m in measured.values()}) == 1
 
 
+@pytest.mark.claim("On the blocks per block peaks lower than any segment count, and the best "
+                   "count lies above √n",
+                   page="checkpointing.md#the-segment-sweep-on-the-gpu", capture="checkpointing")
 def test_blocks_per_block_beats_every_segment_count(sweep):
     r = rows(sweep, "blocks")
     peak = {name: row["measured"]["peak_bytes"] for name, row in r.items()}
@@ -141,6 +164,9 @@ def test_blocks_per_block_beats_every_segment_count(sweep):
     assert held["one checkpoint"] < held["per block"] < held["selective"] < held["none"]
 
 
+@pytest.mark.claim("Selective adds under 10 % to a step, per block more, one checkpoint more "
+                   "still but under 50 %",
+                   page="checkpointing.md#the-orderings-checked", capture="checkpointing")
 def test_recompute_time_follows_the_flop_count(sweep):
     r = rows(sweep, "blocks")
     for name, row in r.items():
@@ -154,6 +180,9 @@ def test_recompute_time_follows_the_flop_count(sweep):
     assert r["per block"]["recompute_forwards_counted"] == 0.5
 
 
+@pytest.mark.claim("Each strategy's extra time is within a tenth of a forward of the FLOP count, "
+                   "up to n/2 segments",
+                   page="checkpointing.md#what-the-recompute-costs", capture="checkpointing")
 def test_uniform_recompute_follows_the_count_up_to_n_over_2_segments(sweep):
     """Beyond that (n one-layer segments) the page states what the capture
     measured and asserts nothing: the checkpoint calls' host-side bookkeeping
@@ -167,12 +196,16 @@ def test_uniform_recompute_follows_the_count_up_to_n_over_2_segments(sweep):
     assert u[n]["recompute_forwards_counted"] == 0.0
 
 
+@pytest.mark.claim("No strategy changes a gradient in any GPU run",
+                   page="checkpointing.md#how-to-choose", capture="checkpointing")
 def test_no_strategy_changes_the_gradients(sweep):
     for kind in KINDS:
         for name, r in rows(sweep, kind).items():
             assert r["grads_bitwise_equal"] and r["grads_max_abs_diff"] == 0.0, (kind, name)
 
 
+@pytest.mark.claim("On the capture's torch, leaving out `use_reentrant` still warns rather than "
+                   "raises", page="checkpointing.md#version-history", capture="checkpointing")
 def test_rng_and_use_reentrant_on_the_gpu_torch(sweep):
     assert sweep["rng"]["preserve_rng_state=True"]["grads_bitwise_equal"] is True
     assert sweep["rng"]["preserve_rng_state=False"]["grads_bitwise_equal"] is False
@@ -182,6 +215,9 @@ def test_rng_and_use_reentrant_on_the_gpu_torch(sweep):
     assert omitted["grad_fn"] == "CheckpointFunctionBackward"
 
 
+@pytest.mark.claim("The study plan's demo saves nothing: activations under 1 % of the weights, "
+                   "both variants peak at the same byte",
+                   page="checkpointing.md#the-study-plans-demo", capture="checkpoint_seed_demo")
 def test_seed_demo_shows_nothing_and_why():
     d = load_capture("checkpoint_seed_demo")["data"]
     seed, params = d["seed"], d["model"]["param_bytes_per_model"]
@@ -201,6 +237,9 @@ def test_seed_demo_shows_nothing_and_why():
     assert d["counted"]["ckpt"]["held_bytes"] == d["model"]["batch"] * d["model"]["d"] * 4
 
 
+@pytest.mark.claim("The demo's time is launches and host work, not the recompute; its "
+                   "cold-started wall clock overstates the ratio",
+                   page="checkpointing.md#the-study-plans-demo", capture="checkpoint_seed_demo")
 def test_seed_demo_time_is_launch_bound_not_the_recompute():
     """Issue 8, item 19: at batch 8 the step is far slower than moving the
     weights once, so its time (and the checkpointed/plain ratio) is launches
@@ -218,6 +257,10 @@ def test_seed_demo_time_is_launch_bound_not_the_recompute():
     assert seed["avg_step_time_ckpt_s"] * 1000 / ckpt["step_ms"] > 1.25
 
 
+@pytest.mark.claim("On the GPU each of the four families is its prediction to the byte, and "
+                   "activations grow in proportion to the tokens",
+                   page="checkpointing.md#the-four-families-step-by-step",
+                   capture="activation_breakdown")
 def test_activation_breakdown_is_the_prediction_to_the_byte():
     d = load_capture("activation_breakdown")["data"]
     for row in d["by_tokens"]:
@@ -230,6 +273,9 @@ def test_activation_breakdown_is_the_prediction_to_the_byte():
             == first["measured"]["activations"] * last["tokens"])
 
 
+@pytest.mark.claim("Step 2 is the steady state; a first step's backward peaks lower by exactly "
+                   "AdamW's moments",
+                   page="checkpointing.md#why-activations-dominate", capture="activation_breakdown")
 def test_activation_breakdown_steady_state_from_step_2():
     """Issue 8, item 16: the peak of training is step 2's, with the moments
     alive through forward and backward; step 3 repeats it to the byte. The

@@ -14,6 +14,9 @@ from snippets.grad_none import TwoHeads, idle_head_drift, keep_still, second_ste
 IMPLEMENTATIONS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
 
 
+@pytest.mark.claim("A `None` gradient is skipped (no update, no decay, no state change); zeros "
+                   "are stepped, in all three implementations",
+                   page="none-vs-zero-grads.md#one-parameter-two-kinds-of-second-step")
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=["for-loop", "foreach", "fused"])
 @pytest.mark.parametrize("make", [
     lambda impl: (lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, **impl)),
@@ -32,6 +35,8 @@ def test_none_is_skipped_and_zeros_are_stepped(make, impl):
             assert state_zero[key] != state_none[key], key  # the state took a transition
 
 
+@pytest.mark.claim("On a zero gradient SGD with momentum coasts: θ 0.9 → 0.81, buffer 1 → 0.9",
+                   page="none-vs-zero-grads.md#one-parameter-two-kinds-of-second-step")
 def test_sgd_momentum_numbers():
     sgd = lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)  # noqa: E731
     assert second_step(sgd, None) == (0.9, 0.9, {"momentum_buffer": 1.0})
@@ -40,6 +45,9 @@ def test_sgd_momentum_numbers():
     assert state == pytest.approx({"momentum_buffer": 0.9}, abs=1e-15)
 
 
+@pytest.mark.claim("On a zero gradient AdamW decays, moves on its first moment and advances "
+                   "`step`: θ 0.890000001 → 0.814094176524",
+                   page="none-vs-zero-grads.md#one-parameter-two-kinds-of-second-step")
 def test_adamw_numbers():
     adamw = lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.1)  # noqa: E731
     theta_1 = 0.99 - 0.1 / (1 + 1e-8)
@@ -53,6 +61,8 @@ def test_adamw_numbers():
     assert state == pytest.approx({"step": 2.0, "exp_avg": 0.09, "exp_avg_sq": 0.000999}, abs=1e-15)
 
 
+@pytest.mark.claim("No state is created for a parameter that has never had a gradient",
+                   page="none-vs-zero-grads.md#where-the-skip-lives")
 def test_no_state_is_created_for_a_parameter_without_a_gradient():
     used, unused = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
     optimizer = torch.optim.AdamW([used, unused], lr=0.1, weight_decay=0.1)
@@ -62,6 +72,9 @@ def test_no_state_is_created_for_a_parameter_without_a_gradient():
     assert set(optimizer.state[used]) == {"step", "exp_avg", "exp_avg_sq"}
 
 
+@pytest.mark.claim("An idle head stays bitwise still, its `step` at 1, under `None`; under zeros "
+                   "it moves and its `step` advances",
+                   page="none-vs-zero-grads.md#where-it-matters-a-head-that-sits-out")
 def test_an_idle_head_is_frozen_with_none_and_moves_with_zeros():
     model, optimizer, head_b = train_tasks(["b", "a", "a", "a"], set_to_none=True)
     assert all(torch.equal(head_b[0], w) for w in head_b[1:])
@@ -73,6 +86,9 @@ def test_an_idle_head_is_frozen_with_none_and_moves_with_zeros():
     assert optimizer.state[model.head_b.weight]["step"].item() == 4.0
 
 
+@pytest.mark.claim("`zero_grad(set_to_none=False)` zeroes only gradients that exist: a never-used "
+                   "head keeps `None` and gets no state",
+                   page="none-vs-zero-grads.md#where-it-matters-a-head-that-sits-out")
 def test_zero_grad_false_zeroes_only_existing_gradients():
     model, optimizer, _ = train_tasks(["a", "a"], set_to_none=False)
     assert model.head_b.weight.grad is None and model.head_b.weight not in optimizer.state
@@ -85,6 +101,9 @@ def test_two_heads_uses_one_head_per_task():
     assert model.head_b.weight.grad is None and model.head_a.weight.grad is not None
 
 
+@pytest.mark.claim("`requires_grad=False` alone does not keep a parameter with a kept zero "
+                   "gradient still; `p.grad = None` as well does",
+                   page="none-vs-zero-grads.md#keeping-a-parameter-still-on-purpose")
 def test_requires_grad_false_alone_does_not_keep_a_parameter_with_a_kept_zero_grad_still():
     """Issue 8 item 5: after zero_grad(set_to_none=False), a frozen parameter's .grad is a kept
     zero tensor and AdamW still decays and moves it; setting p.grad = None as well stops it."""
@@ -104,6 +123,8 @@ def test_requires_grad_false_alone_does_not_keep_a_parameter_with_a_kept_zero_gr
     assert optimizer.state[head]["step"].item() == 2.0
 
 
+@pytest.mark.claim("Under the default `zero_grad()`, `requires_grad=False` keeps a parameter "
+                   "still", page="none-vs-zero-grads.md#keeping-a-parameter-still-on-purpose")
 def test_requires_grad_false_alone_suffices_under_the_default_zero_grad():
     model, optimizer, _ = train_tasks(["b"], set_to_none=True)
     head = model.head_b.weight
@@ -119,6 +140,9 @@ def _optimizer_classes():
             and c is not torch.optim.Optimizer]
 
 
+@pytest.mark.claim("Every `torch.optim` optimizer but LBFGS and SparseAdam gathers its parameters "
+                   "in `_init_group`; AdamW inherits Adam's",
+                   page="none-vs-zero-grads.md#where-the-skip-lives")
 def test_every_optimizer_but_lbfgs_and_sparse_adam_has_init_group():
     """Issue 8 item 12: the skip lives in _init_group, which LBFGS and SparseAdam lack."""
     without = sorted(c.__name__ for c in _optimizer_classes() if not hasattr(c, "_init_group"))
@@ -126,6 +150,9 @@ def test_every_optimizer_but_lbfgs_and_sparse_adam_has_init_group():
     assert "_init_group" not in vars(torch.optim.AdamW)  # inherited from Adam since torch 2.7
 
 
+@pytest.mark.claim("Every optimizer with `_init_group` skips a `None` gradient; only Adagrad "
+                   "creates state in its constructor",
+                   page="none-vs-zero-grads.md#where-the-skip-lives")
 @pytest.mark.parametrize("cls", [c for c in _optimizer_classes() if hasattr(c, "_init_group")],
                          ids=lambda c: c.__name__)
 def test_every_optimizer_with_init_group_skips_a_none_gradient(cls):
@@ -144,6 +171,8 @@ def test_every_optimizer_with_init_group_skips_a_none_gradient(cls):
     assert after.keys() == eager.keys() and all(torch.equal(after[k], eager[k]) for k in eager)
 
 
+@pytest.mark.claim("SparseAdam skips a `None` gradient in `step()`; LBFGS reads `None` as zeros",
+                   page="none-vs-zero-grads.md#where-the-skip-lives")
 def test_sparse_adam_skips_inline_and_lbfgs_reads_none_as_zeros():
     used, idle = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
     sparse = torch.optim.SparseAdam([used, idle], lr=0.1)
@@ -156,6 +185,9 @@ def test_sparse_adam_skips_inline_and_lbfgs_reads_none_as_zeros():
     assert lbfgs._gather_flat_grad().tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
 
 
+@pytest.mark.claim("Under zeros the idle head moves 0.0192, 0.0463, 0.097, 0.1399 and 0.1611 "
+                   "after 1, 3, 10, 30 and 100 batches",
+                   page="none-vs-zero-grads.md#where-it-matters-a-head-that-sits-out")
 def test_the_idle_head_figure_data():
     """What the page's table and figure show: None leaves head_b still, zeros move it, at first
     mostly on the stale first moment, far beyond decay alone."""

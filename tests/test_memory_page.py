@@ -23,6 +23,10 @@ PER_EXAMPLE = (128 + 256) * 4  # TinyMLP's saved activations per example
 # ---- the four families on the CPU ----------------------------------------
 
 
+@pytest.mark.claim("TinyMLP under fp32 AdamW holds 4P bytes of parameters, "
+                   "4P of gradients, 8P + 16 of state and 1,536 of "
+                   "activations per example",
+                   page="memory.md#the-four-families-at-a-glance")
 @pytest.mark.parametrize("batch", [1, 32, 93, 371, 2048])
 def test_families_follow_the_formulas(batch):
     families = tiny_mlp_adamw((batch,))[batch]
@@ -34,6 +38,9 @@ def test_families_follow_the_formulas(batch):
     }
 
 
+@pytest.mark.claim("TinyMLP's activations overtake its parameters from batch "
+                   "93 and all its persistent memory from batch 371",
+                   page="memory.md#activations")
 def test_activations_overtake_the_parameters_at_93_and_all_persistent_at_371():
     """The page's two crossovers, found by searching, not by the formula."""
     torch.manual_seed(0)
@@ -53,6 +60,8 @@ def test_activations_overtake_the_parameters_at_93_and_all_persistent_at_371():
     assert first_batch_above(persistent) == 371
 
 
+@pytest.mark.claim("The 128 → 256 → 10 MLP has P = 35,594 trainable "
+                   "parameters", page="memory.md#counting-p")
 def test_family_bytes_counts_a_forward_without_keeping_it():
     """Counting activations must leave nothing behind: a second count of the
     same batch gives the same bytes, and the gradients are untouched."""
@@ -95,6 +104,10 @@ def captured():
     return load_capture("zero_grad")["data"]
 
 
+@pytest.mark.claim("Kept zeros cost each iteration a memset and an add, and "
+                   "the add costs more than the memset",
+                   page="memory.md#zero_grad-none-or-zeros",
+                   capture="zero_grad")
 def test_kept_zeros_cost_a_memset_and_an_add(captured):
     """'Keeping zeros costs a memset and an add': each timed pair is ordered,
     and the add (three passes over the gradients' bytes) outweighs the memset
@@ -107,6 +120,10 @@ def test_kept_zeros_cost_a_memset_and_an_add(captured):
     assert add > ms["zero_grad_zeros"] - ms["zero_grad_none"]
 
 
+@pytest.mark.claim("Rounding to 512-byte blocks adds 472 bytes to the GPU "
+                   "model's 16 gradient tensors: only the head's 40-byte "
+                   "bias is rounded",
+                   page="memory.md#allocator-rounding", capture="zero_grad")
 def test_the_captured_model_is_the_one_the_page_names(captured):
     cfg = captured["model"]
     with torch.device("meta"):  # shapes and bytes only, no 470 MB of weights
@@ -118,6 +135,9 @@ def test_the_captured_model_is_the_one_the_page_names(captured):
     assert rounding == ALLOCATOR_BLOCK - 4 * cfg["classes"] == 472
 
 
+@pytest.mark.claim("The first matrix products leave cuBLAS workspaces "
+                   "allocated, a whole number of 512-byte blocks",
+                   page="memory.md#cublas-workspaces", capture="zero_grad")
 def test_the_workspaces_are_whole_allocator_blocks(captured):
     a = captured["allocated"]
     workspaces = a["baseline"] - a["before_first_iteration"]
@@ -127,6 +147,8 @@ def test_the_workspaces_are_whole_allocator_blocks(captured):
 # ---- what the home page and chapter 1 say about the test run ---------------
 
 
+@pytest.mark.claim("The torch version the page says its blocks ran under is "
+                   "the one the tests run", page="memory.md#sources")
 @pytest.mark.parametrize("page", ["index.md", "memory.md"])
 def test_the_torch_version_the_pages_name_is_the_one_the_tests_run(page):
     """'Every block ... runs under pytest with torch 2.13 (CPU build)': the

@@ -44,6 +44,9 @@ def _state_tensors(optimizer) -> list[torch.Tensor]:
             if torch.is_tensor(v) and k != "step"]
 
 
+@pytest.mark.claim("Each recipe built on the CPU holds exactly its bytes per "
+                   "parameter in weights, gradients, master copies and state",
+                   page="mixed-precision.md#where-the-bytes-go")
 @pytest.mark.parametrize("recipe", list(RECIPES))
 def test_each_recipe_holds_bytes_per_param(recipe):
     model, stepper = prepare(recipe, small_net(), _optimizer_for(recipe))
@@ -71,6 +74,10 @@ def test_each_recipe_holds_bytes_per_param(recipe):
                                      "kahan"))
 
 
+@pytest.mark.claim("AdamW keeps 16 bytes per parameter in fp32, under "
+                   "autocast and with fp32 master weights; 8 in pure bf16, "
+                   "10 with Kahan",
+                   page="mixed-precision.md#where-the-bytes-go")
 def test_the_headline_bytes_per_parameter():
     totals = {r: bytes_per_param(r)["total"] for r in RECIPES}
     assert totals == {"fp32": 16, "autocast bf16": 16,
@@ -86,6 +93,9 @@ def test_the_headline_bytes_per_parameter():
 SHAPES = [(64, 32), (32,), (4, 6, 8), (1,)]
 
 
+@pytest.mark.claim("The state bytes per shape are what torch's AdamW, SGD "
+                   "with momentum, Adafactor and Muon keep",
+                   page="mixed-precision.md#smaller-optimizer-states")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("name", ["AdamW", "SGD momentum", "Adafactor",
                                   "Muon"])
@@ -108,12 +118,18 @@ def test_state_tensor_nbytes_is_what_torch_keeps(name, dtype):
             name, p.shape, p.element_size())), (name, p.shape)
 
 
+@pytest.mark.claim("Adafactor keeps m + n numbers for an m × n matrix and a "
+                   "full second moment for a vector",
+                   page="mixed-precision.md#smaller-optimizer-states")
 def test_adafactor_keeps_rows_plus_columns():
     assert adafactor_state_nbytes((4096, 4096), 4) == [4 * 4096, 4 * 4096]
     assert adafactor_state_nbytes((3, 5, 7), 2) == [2 * 15, 2 * 21]
     assert adafactor_state_nbytes((10,), 4) == [40]
 
 
+@pytest.mark.claim("Muon takes the 2-D hidden weights only; AdamW takes the "
+                   "embedding, the head, the norms and the biases",
+                   page="mixed-precision.md#smaller-optimizer-states")
 def test_muon_gets_hidden_matrices_and_adamw_the_rest():
     model = TokenMLP(vocab=50, width=16, layers=2)
     muon, adamw = muon_and_adamw(model)
@@ -129,6 +145,9 @@ def test_muon_gets_hidden_matrices_and_adamw_the_rest():
         torch.optim.Muon([nn.Parameter(torch.ones(3))])
 
 
+@pytest.mark.claim("Autocast casts each weight once per region and keeps the "
+                   "bf16 copies of matmul weights until backward",
+                   page="mixed-precision.md#what-autocast-keeps-while-a-step-runs")
 def test_autocast_caches_each_weight_once_per_region():
     model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 16), nn.ReLU(),
                           nn.Linear(16, 8))
@@ -151,6 +170,9 @@ def test_autocast_caches_each_weight_once_per_region():
         assert casts.alive_nbytes() == 0
 
 
+@pytest.mark.claim("The cast cache lasts until the outermost autocast region "
+                   "exits: a new region casts again",
+                   page="mixed-precision.md#what-autocast-keeps-while-a-step-runs")
 def test_a_new_autocast_region_casts_again():
     model = nn.Linear(8, 8)
     casts = AutocastCasts(model)
@@ -161,6 +183,8 @@ def test_a_new_autocast_region_casts_again():
     assert len(casts.copies) == 4
 
 
+@pytest.mark.claim("In bf16 an update under half a spacing, 2⁻⁸ at 1, rounds "
+                   "away", page="mixed-precision.md#what-pure-bf16-loses")
 def test_an_update_under_half_a_spacing_vanishes_in_bf16():
     w = nn.Parameter(torch.ones(2, dtype=torch.bfloat16))
     w.grad = torch.tensor([-0.003, -0.005], dtype=torch.bfloat16)
@@ -169,6 +193,10 @@ def test_an_update_under_half_a_spacing_vanishes_in_bf16():
     assert 0.003 < 2**-8 < 0.005
 
 
+@pytest.mark.claim("Rounded to nearest, the bf16 run stops at step 87, at "
+                   "fp32's loss of step 50; Kahan and stochastic rounding "
+                   "keep going",
+                   page="mixed-precision.md#what-pure-bf16-loses")
 def test_pure_bf16_loses_the_run_and_both_remedies_keep_it():
     runs = {r: regression_run(r) for r in ROUNDINGS}
     floor = bf16_floor()
@@ -182,6 +210,8 @@ def test_pure_bf16_loses_the_run_and_both_remedies_keep_it():
     assert final["fp32"] < floor   # fp32 can represent the solution
 
 
+@pytest.mark.claim("Kahan summation keeps what each bf16 rounding drops",
+                   page="mixed-precision.md#what-pure-bf16-loses")
 def test_kahan_summation_keeps_what_rounding_drops():
     w = torch.ones(1, dtype=torch.bfloat16)
     plain = w.clone()
@@ -194,6 +224,8 @@ def test_kahan_summation_keeps_what_rounding_drops():
     assert abs(total.item() - 2.0) < 2**-7   # within one bf16 spacing
 
 
+@pytest.mark.claim("Stochastic rounding is unbiased",
+                   page="mixed-precision.md#what-pure-bf16-loses")
 @pytest.mark.parametrize("x", [1 + 2**-9, -3.3, 1e-3 + 1e-6, 0.7])
 def test_stochastic_rounding_is_unbiased(x):
     n = 200_000
@@ -217,6 +249,9 @@ def test_stochastic_rounding_leaves_bf16_values_alone():
     assert torch.equal(target, exact)
 
 
+@pytest.mark.claim("Kahan adds one bf16 buffer per parameter (2 bytes); "
+                   "stochastic rounding adds none",
+                   page="mixed-precision.md#what-pure-bf16-loses")
 def test_bf16_adamw_keeps_a_compensation_buffer_only_with_kahan():
     for rounding, tensors in (("kahan", 3), ("stochastic", 2),
                               ("nearest", 2)):
@@ -231,6 +266,8 @@ def test_bf16_adamw_keeps_a_compensation_buffer_only_with_kahan():
             f"Bf16AdamW {rounding}", p.shape, 2))
 
 
+@pytest.mark.claim("fp32 master weights keep the small updates that bf16 "
+                   "weights lose", page="mixed-precision.md#deeper")
 def test_master_weights_keep_small_updates():
     w = nn.Parameter(torch.ones(1, dtype=torch.bfloat16))
     master = MasterWeights([w], lambda ps: torch.optim.SGD(ps, lr=1.0))
@@ -242,6 +279,9 @@ def test_master_weights_keep_small_updates():
     assert w.grad is None and master.master[0].grad is None
 
 
+@pytest.mark.claim("`GradScaler` skips the step and halves the scale on "
+                   "overflow, and doubles it after `growth_interval` clean "
+                   "steps", page="mixed-precision.md#fp16-and-loss-scaling")
 def test_grad_scaler_backs_off_skips_and_grows():
     trace = scale_trace()
     scales = [t["scale"] for t in trace]
@@ -262,6 +302,9 @@ def test_grad_scaler_backs_off_skips_and_grows():
     assert sum(skipped) == 8
 
 
+@pytest.mark.claim("1e-8 rounds to zero in fp16 but not in bf16, which has "
+                   "fp32's exponent range; fp16 tops out at 65504",
+                   page="mixed-precision.md#fp16-and-loss-scaling")
 def test_fp16_underflows_where_bf16_does_not():
     tiny = torch.tensor(1e-8)
     assert tiny.half().item() == 0.0
@@ -279,6 +322,9 @@ def test_dynamic_map_has_256_sorted_codes_from_0_to_1():
     assert dynamic_map(True).min() > -1.0     # bitsandbytes: no -1 code
 
 
+@pytest.mark.claim("8-bit state stores uint8 codes and one absmax per 256 "
+                   "values, value ≈ code × absmax",
+                   page="mixed-precision.md#smaller-optimizer-states")
 def test_quantiser_round_trip():
     torch.manual_seed(0)
     x = torch.randn(3 * BLOCK + 17) * torch.exp(2 * torch.randn(3 * BLOCK + 17))
@@ -303,6 +349,9 @@ def test_quantiser_round_trip():
             assert back[b * BLOCK + i] == code[0] * absmax[b]
 
 
+@pytest.mark.claim("Dynamic 8-bit codes round no second moment to zero and "
+                   "keep Adam's update; linear int8 codes do not",
+                   page="mixed-precision.md#smaller-optimizer-states")
 def test_dynamic_codes_keep_adams_update_and_linear_ones_do_not():
     m, v = adam_moments()
     dynamic = quantisation_error(m, v, dynamic_map(True), dynamic_map(False))
@@ -311,6 +360,9 @@ def test_dynamic_codes_keep_adams_update_and_linear_ones_do_not():
     assert linear["v_zeroed"] > 0.01 and linear["update"] > 10
 
 
+@pytest.mark.claim("8-bit Adam keeps a byte per value and 4 bytes per 256 "
+                   "values for each moment; tensors under 4096 elements stay "
+                   "fp32", page="mixed-precision.md#smaller-optimizer-states")
 def test_adam8bit_bytes():
     assert adam8bit_state_nbytes(MIN_8BIT_SIZE - 1) == [4 * 4095] * 2
     assert adam8bit_state_nbytes(4096) == [4096, 4096, 64, 64]

@@ -42,6 +42,10 @@ def test_every_configuration_was_measured(rows):
         "a full capture on CUDA measures 8-bit Adam too"
 
 
+@pytest.mark.claim("On the GPU every recipe's weight, gradient, state and "
+                   "autocast-cache bytes equal the prediction to the byte",
+                   page="mixed-precision.md#measured-on-the-gpu",
+                   capture="mixed_precision")
 def test_measured_bytes_equal_the_prediction_exactly(capture, rows):
     shapes, linear, hidden = _shapes(capture["model"])
     for (recipe, optimizer), r in rows.items():
@@ -55,6 +59,10 @@ def test_measured_bytes_equal_the_prediction_exactly(capture, rows):
         assert r["peak_bytes"] >= r["persistent_bytes"] + r["grads_bytes"]
 
 
+@pytest.mark.claim("On the GPU Kahan adds exactly one bf16 buffer per "
+                   "parameter tensor",
+                   page="mixed-precision.md#measured-on-the-gpu",
+                   capture="mixed_precision")
 def test_kahan_adds_one_bf16_buffer_per_parameter(capture, rows):
     shapes, _, _ = _shapes(capture["model"])
     buffers = sum(allocator_bytes(2 * _numel(s)) for s in shapes.values())
@@ -70,6 +78,11 @@ def _numel(shape) -> int:
     return n
 
 
+@pytest.mark.claim("8-bit Adam's state is under a third of AdamW's, Muon's "
+                   "under 3/4, Adafactor's under 1 %; pure bf16 halves "
+                   "persistent bytes",
+                   page="mixed-precision.md#measured-on-the-gpu",
+                   capture="mixed_precision")
 def test_smaller_states_are_smaller(rows):
     adamw = rows[("autocast bf16", "AdamW")]["state_bytes"]
     assert rows[("autocast bf16", "Adam8bit")]["state_bytes"] < adamw / 3
@@ -80,12 +93,20 @@ def test_smaller_states_are_smaller(rows):
     assert abs(pure / fp32 - 0.5) < 0.01
 
 
+@pytest.mark.claim("Autocast and pure bf16 take a step in under half fp32's "
+                   "time",
+                   page="mixed-precision.md#measured-on-the-gpu",
+                   capture="mixed_precision")
 def test_autocast_is_faster_than_fp32(rows):
     fp32 = rows[("fp32", "AdamW")]["step_ms"]
     assert rows[("autocast bf16", "AdamW")]["step_ms"] < fp32 / 2
     assert rows[("pure bf16", "AdamW")]["step_ms"] < fp32 / 2
 
 
+@pytest.mark.claim("The page's quantiser and bitsandbytes on the GPU "
+                   "disagree on few values, by at most one code",
+                   page="mixed-precision.md#measured-on-the-gpu",
+                   capture="mixed_precision")
 def test_our_quantiser_agrees_with_bitsandbytes_on_the_gpu(capture):
     q = capture["quantiser"]
     assert q["same_absmax"]

@@ -68,6 +68,9 @@ def test_tensor_nbytes_walks_nested_containers():
     assert tensor_nbytes({}) == 0
 
 
+@pytest.mark.claim("An optimizer's `state_dict()` holds the same bytes as its state, and "
+                   "`torch.save` adds only records and structure",
+                   page="sgd-momentum.md#the-checkpoint-size-cost")
 @pytest.mark.parametrize("label", OPTIMIZERS)
 def test_state_dict_holds_exactly_the_state_bytes_and_saves_them(label):
     _, optimizer = _trained(label)
@@ -88,6 +91,8 @@ def test_checkpoint_nbytes_is_what_torch_save_writes(tmp_path):
     assert torch.equal(restored["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
 
 
+@pytest.mark.claim("Persistent scalars are 2P, 3P, 4P and 5P for SGD, momentum, Adam and AMSGrad, "
+                   "on any model", page="adam.md#measured-2p-3p-4p-5p")
 @pytest.mark.parametrize("label, k", [("SGD(lr)", 0), ("SGD(lr, momentum=μ)", 1), ("Adam(lr)", 2), ("Adam(lr, amsgrad=True)", 3)])
 @pytest.mark.parametrize("sizes", [dict(), dict(d_in=7, d_hidden=5, d_out=3)], ids=["TinyMLP", "other sizes"])
 def test_persistent_scalars_are_k_plus_two_times_p(label, k, sizes):
@@ -112,6 +117,7 @@ def test_in_units_of_p_refuses_a_fraction():
         in_units_of_p(15, 7)
 
 
+@pytest.mark.claim("AdamW keeps exactly Adam's state", page="adam.md#3-sgd-vs-adam")
 def test_adamw_keeps_exactly_adams_state():
     torch.manual_seed(0)
     model = TinyMLP()
@@ -139,6 +145,9 @@ def _kernels_of_second_step(optimizer_class, **kwargs) -> StepKernels:
     return kernels
 
 
+@pytest.mark.claim("With no flag a CPU step runs the for-loop: foreach is the default on "
+                   "accelerators only",
+                   page="optimizer-step.md#three-implementations-of-the-same-update")
 @pytest.mark.parametrize("optimizer_class, kwargs", [
     (torch.optim.SGD, dict(lr=0.1)), (torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
     (torch.optim.Adam, dict()), (torch.optim.Adam, dict(amsgrad=True)),
@@ -151,6 +160,9 @@ def test_the_implementation_is_told_by_its_kernels(optimizer_class, kwargs, flag
     assert _kernels_of_second_step(optimizer_class, **kwargs, **flags).implementation() == expected
 
 
+@pytest.mark.claim("Foreach Adam makes a whole copy of the parameters in one call; the for-loop "
+                   "one tensor at a time; fused nothing",
+                   page="optimizer-step.md#the-extra-peak-of-a-step")
 def test_foreach_adam_materialises_sizeof_params_in_one_call():
     params = list(TinyMLP().parameters())
     loop = _kernels_of_second_step(torch.optim.Adam)
@@ -210,6 +222,9 @@ STATE_MACHINES = {"sgd-momentum.md": ["SGD(lr)", "SGD(lr, momentum=μ)"],
                   "adam.md": ["Adam(lr)", "Adam(lr, amsgrad=True)"]}
 
 
+@pytest.mark.claim("Plain SGD keeps no state; momentum keeps one `momentum_buffer` with its "
+                   "parameter's shape, dtype and device",
+                   page="sgd-momentum.md#sgd-and-sgd-with-momentum-as-state-machines")
 @pytest.mark.parametrize("page", STATE_MACHINES)
 def test_state_machine_tables_match_optimizer_state(page):
     tables = [(label, rows) for label, header, rows in _tables(page) if header[0] == "key"]
@@ -245,6 +260,9 @@ CHEAT_SHEETS = {"sgd-momentum.md": ["SGD(lr)", "SGD(lr, momentum=μ)"],
                 "adam.md": ["SGD(lr)", "SGD(lr, momentum=μ)", "Adam(lr)", "Adam(lr, amsgrad=True)"]}
 
 
+@pytest.mark.claim("State is 0, 4P, 8P + 4n and 12P + 4n bytes for SGD, momentum, Adam and "
+                   "AMSGrad; checkpoints add the model's 4P",
+                   page="adam.md#the-chapter-on-one-line-each")
 @pytest.mark.parametrize("page", CHEAT_SHEETS)
 def test_cheat_sheet_tables_match_measurements(page):
     [(header, rows)] = [(header, rows) for _, header, rows in _tables(page)
@@ -275,6 +293,8 @@ def test_formula_parser_reads_what_the_pages_write():
         _formula("\\(2^P\\)", 10, 3)
 
 
+@pytest.mark.claim("`capturable=True` needs an accelerator: on CPU parameters its first `step()` "
+                   "refuses", page="adam.md#where-step-lives")
 def test_capturable_adam_refuses_cpu_parameters():
     # Chapter 3: capturable=True keeps `step` on the parameter's device and needs an accelerator.
     param = nn.Parameter(torch.ones(3))
@@ -284,6 +304,9 @@ def test_capturable_adam_refuses_cpu_parameters():
         optimizer.step()
 
 
+@pytest.mark.claim("`fused=True` runs on the CPU, with `step` on the parameter's device in "
+                   "float32 and the moments in the parameter's dtype",
+                   page="adam.md#where-step-lives")
 def test_fused_adam_runs_on_cpu_with_step_on_the_parameters_device():
     param = nn.Parameter(torch.ones(3, dtype=torch.float64))
     optimizer = torch.optim.Adam([param], fused=True)

@@ -27,6 +27,9 @@ def test_trapnet_runs_and_has_the_parameters_the_page_counts():
     assert sum(p.numel() for p in model.parameters()) == 660
 
 
+@pytest.mark.claim("On TrapNet the name filter decays `layer_scale`, `rms.weight` and "
+                   "`head.weight` and spares two weight matrices",
+                   page="param-groups.md#where-it-misfires")
 def test_seed_filter_misfires_on_trapnet():
     model = TrapNet()
     groups = seed_param_groups(model, 0.1)
@@ -34,6 +37,9 @@ def test_seed_filter_misfires_on_trapnet():
     assert decayed_names(model, groups) == ["layer_scale", "rms.weight", "head.weight"]
 
 
+@pytest.mark.claim("The builder decays the three weight matrices, 576 scalars, and leaves the six "
+                   "other tensors, 84 scalars",
+                   page="param-groups.md#a-builder-that-decides-by-shape-and-module-type")
 def test_builder_on_trapnet():
     model = TrapNet()
     groups = build_param_groups(model, 0.1)
@@ -44,12 +50,18 @@ def test_builder_on_trapnet():
     assert all(len(g["params"]) == len(g["param_names"]) for g in groups)
 
 
+@pytest.mark.claim("On TinyMLP the name filter decays the two weight matrices (35,328 scalars) "
+                   "and spares the biases (266)",
+                   page="param-groups.md#the-study-plans-filter-names")
 @pytest.mark.parametrize("build", [seed_param_groups, build_param_groups])
 def test_tiny_mlp_split_is_right_either_way(build):
     model = TinyMLP()
     assert sizes(build(model, 0.01)) == [(2, 128 * 256 + 256 * 10), (2, 256 + 10)]
 
 
+@pytest.mark.claim("By shape and module type: weight matrices, convolutions and embeddings decay; "
+                   "norms, even multi-dimensional ones, do not",
+                   page="param-groups.md#a-builder-that-decides-by-shape-and-module-type")
 @pytest.mark.parametrize("module, decayed", [
     (nn.LayerNorm((4, 8)), []),
     (nn.RMSNorm((4, 8)), []),
@@ -71,6 +83,8 @@ def test_norm_types_are_all_modules_with_parameters():
     assert nn.RMSNorm in NORM_TYPES and nn.LayerNorm in NORM_TYPES
 
 
+@pytest.mark.claim("A tied or shared parameter lands in exactly one group",
+                   page="param-groups.md#deeper")
 def test_tied_and_shared_parameters_land_once():
     embedding = nn.Embedding(10, 4)
     head = nn.Linear(4, 10, bias=False)
@@ -83,6 +97,8 @@ def test_tied_and_shared_parameters_land_once():
     torch.optim.AdamW(groups)  # torch would raise on a parameter in two groups
 
 
+@pytest.mark.claim("Frozen parameters go in no group, and `check_partition` accepts that",
+                   page="param-groups.md#deeper")
 def test_frozen_parameters_go_in_no_group():
     model = TrapNet()
     model.ln_f.requires_grad_(False)
@@ -94,6 +110,8 @@ def test_frozen_parameters_go_in_no_group():
         check_partition(model, [groups[0], dict(groups[1], params=groups[1]["params"] + [model.ln_f.weight])])
 
 
+@pytest.mark.claim("`check_partition` catches a trainable parameter in no group and one in two "
+                   "groups", page="param-groups.md#every-trainable-parameter-in-exactly-one-group")
 def test_check_partition_catches_omissions_and_duplicates():
     model = TrapNet()
     groups = build_param_groups(model, 0.1)
@@ -103,6 +121,8 @@ def test_check_partition_catches_omissions_and_duplicates():
         check_partition(model, [groups[0], dict(groups[1], params=groups[1]["params"] + [model.head.weight])])
 
 
+@pytest.mark.claim("torch refuses a parameter in two groups but accepts one left out of every "
+                   "group", page="param-groups.md#every-trainable-parameter-in-exactly-one-group")
 def test_torch_refuses_duplicates_but_accepts_omissions():
     model = TrapNet()
     groups = build_param_groups(model, 0.1)
@@ -111,6 +131,8 @@ def test_torch_refuses_duplicates_but_accepts_omissions():
         torch.optim.AdamW([{"params": groups[0]["params"]}, {"params": groups[1]["params"] + [model.head.weight]}])
 
 
+@pytest.mark.claim("One AdamW step on zero gradients multiplies the decayed matrices by 0.99 and "
+                   "leaves the rest bitwise unchanged", page="param-groups.md#using-the-groups")
 def test_a_zero_gradient_step_decays_only_the_decay_group():
     model = TrapNet()
     groups = build_param_groups(model, 0.1)

@@ -48,6 +48,9 @@ CASES = [(torch.optim.SGD, sgd_update, h) for h in SGD_CONFIGURATIONS.values()] 
 CASE_IDS = [f"SGD-{k}" for k in SGD_CONFIGURATIONS] + [f"Adam-{k}" for k in ADAM_CONFIGURATIONS]
 
 
+@pytest.mark.claim("`sgd_update` and `adam_update` are bitwise equal to `torch.optim`'s for-loop "
+                   "and foreach paths, state included",
+                   page="sgd-momentum.md#checked-against-torchoptimsgd")
 @pytest.mark.parametrize("optimizer, rule, hyper", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("flags", [None, {"foreach": False}, {"foreach": True}], ids=["default", "for-loop", "foreach"])
 def test_hand_written_rule_is_bitwise_torch(optimizer, rule, hyper, flags):
@@ -56,6 +59,8 @@ def test_hand_written_rule_is_bitwise_torch(optimizer, rule, hyper, flags):
     assert _same_state(theirs, ours)
 
 
+@pytest.mark.claim("`fused=True` SGD and Adam agree with the hand-written rules to within 1e-6",
+                   page="adam.md#checked-against-torchoptimadam")
 @pytest.mark.parametrize("optimizer, rule, hyper", CASES, ids=CASE_IDS)
 def test_hand_written_rule_matches_fused_within_1e_6(optimizer, rule, hyper):
     differences, theirs, ours = side_by_side(optimizer, rule, steps=STEPS, flags={"fused": True}, **hyper)
@@ -65,12 +70,16 @@ def test_hand_written_rule_matches_fused_within_1e_6(optimizer, rule, hyper):
         assert all(torch.allclose(t[k], o[k], rtol=0, atol=1e-6) for k in t)
 
 
+@pytest.mark.claim("Kingma & Ba's Algorithm 1, typed in literally, agrees with `torch.optim.Adam` "
+                   "to within 1e-6", page="adam.md#checked-against-torchoptimadam")
 @pytest.mark.parametrize("hyper", [dict(), dict(lr=1e-2, betas=(0.5, 0.6)), dict(lr=0.1, eps=1e-3)])
 def test_the_papers_algorithm_agrees_within_1e_6(hyper):
     differences, _, _ = side_by_side(torch.optim.Adam, adam_update_paper, steps=20, **hyper)
     assert max(differences) <= 1e-6
 
 
+@pytest.mark.claim("A bf16 parameter gets bf16 moments and a float32 `step`",
+                   page="adam.md#state-follows-the-parameter")
 def test_adam_update_state_follows_a_bf16_parameter_bitwise():
     param = torch.randn(6, 4).to(torch.bfloat16)
     theirs, ours, state = param.clone().requires_grad_(), param.clone(), {}
@@ -130,6 +139,8 @@ def _trajectory(update, learning_rates, grads):
     return torch.stack(path)
 
 
+@pytest.mark.claim("PyTorch's and Sutskever's momentum take the same steps at a constant lr and "
+                   "part after it changes", page="sgd-momentum.md#pytorchs-momentum-vs-sutskevers")
 def test_sutskever_equals_pytorch_momentum_at_constant_lr_and_not_after_a_change():
     grads = torch.randn(30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     constant = [0.05] * 30
@@ -141,6 +152,8 @@ def test_sutskever_equals_pytorch_momentum_at_constant_lr_and_not_after_a_change
     assert (pytorch[10] - sutskever[10]).abs().max() > 1e-3
 
 
+@pytest.mark.claim("Nesterov needs a momentum and zero dampening: the constructor refuses "
+                   "anything else", page="sgd-momentum.md#checked-against-torchoptimsgd")
 def test_nesterov_needs_momentum_and_no_dampening():
     param = [torch.nn.Parameter(torch.zeros(1))]
     with pytest.raises(ValueError, match="Nesterov"):

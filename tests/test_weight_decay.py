@@ -19,6 +19,9 @@ SCALAR_TEST = dict(lr=0.1, weight_decay=0.1, betas=(0.0, 0.0), eps=1e-8)
 
 # --- Adam's first step: the closed form against torch ------------------------------------------
 
+@pytest.mark.claim("Adam's first step is about γ along g + λθ under L2; decoupled, θ shrinks by 1 "
+                   "− γλ and steps about γ along g",
+                   page="weight-decay.md#adam-lambda-theta-goes-through-the-normaliser")
 @pytest.mark.parametrize("decoupled", [False, True])
 @pytest.mark.parametrize("betas", [(0.0, 0.0), (0.9, 0.999), (0.5, 0.9)])
 @pytest.mark.parametrize("grad, theta", [(0.0, 1.0), (0.1, 1.0), (-0.3, 2.0), (1e-6, -0.5), (5.0, 0.25)])
@@ -30,6 +33,8 @@ def test_first_adam_step_matches_the_closed_form(decoupled, betas, grad, theta):
     assert measured == pytest.approx(predicted, abs=1e-14, rel=0)
 
 
+@pytest.mark.claim("In float32 the scalar test gives the float32 values of 0.9, 0.99, 0.9 and "
+                   "0.89", page="weight-decay.md#prove-it-the-scalar-test")
 def test_the_scalar_test_in_float32_exactly():
     results = {
         (name, grad): scalar_step(cls, grad, **SCALAR_TEST)[0]
@@ -45,6 +50,8 @@ def test_the_scalar_test_in_float32_exactly():
     assert results[("adamw", 0.1)] == 0.8899999856948853
 
 
+@pytest.mark.claim("One step from θ = 1, g = 0, γ = λ = 0.1 gives 0.90000001 under Adam (L2) and "
+                   "0.99 under AdamW", page="weight-decay.md#prove-it-the-scalar-test")
 def test_the_scalar_test_in_float64_is_the_formula():
     assert scalar_step(torch.optim.Adam, 0.0, dtype=torch.float64, **SCALAR_TEST)[0] == pytest.approx(1 - 0.1 / (1 + 1e-7), abs=1e-15)
     assert scalar_step(torch.optim.AdamW, 0.0, dtype=torch.float64, **SCALAR_TEST)[0] == pytest.approx(0.99, abs=1e-15)
@@ -56,6 +63,8 @@ def f32(x: float) -> float:
     return torch.tensor(x, dtype=torch.float32).item()
 
 
+@pytest.mark.claim("In float32, Adam (L2) at g = 0 lands one float32 step below the float32 "
+                   "nearest the exact result", page="weight-decay.md#prove-it-the-scalar-test")
 def test_float32_adam_l2_is_not_the_nearest_float32_but_one_step_below():
     """Issue 8 item 4: with g = 0, Adam (L2) in float32 is not the float32 nearest the exact
     result; the roundings along the way land one float32 step (2**-24 near 0.9) below it."""
@@ -68,6 +77,8 @@ def test_float32_adam_l2_is_not_the_nearest_float32_but_one_step_below():
     assert abs(theta32 - exact) > abs(f32(exact) - exact)  # not the nearest
 
 
+@pytest.mark.claim("Every float32 result of the scalar test is within one float32 step of the "
+                   "exact value", page="weight-decay.md#prove-it-the-scalar-test")
 @pytest.mark.parametrize("cls, decoupled", [(torch.optim.Adam, False), (torch.optim.AdamW, True)])
 @pytest.mark.parametrize("grad", [0.0, 0.1])
 def test_float32_results_are_within_one_float32_step_of_the_exact_value(cls, decoupled, grad):
@@ -78,6 +89,8 @@ def test_float32_results_are_within_one_float32_step_of_the_exact_value(cls, dec
     assert nearest == (not (grad == 0.0 and not decoupled))  # only Adam (L2) at g = 0 misses
 
 
+@pytest.mark.claim("Along the way the float32 denominator rounds to 0.10000000894069672 and the "
+                   "quotient to one step below 1", page="weight-decay.md#prove-it-the-scalar-test")
 def test_float32_roundings_along_the_way():
     """The page's chain: denominator 0.1 + 1e-8 rounded, quotient one step below 1, update."""
     grad = torch.zeros(1).add(torch.ones(1), alpha=0.1)
@@ -87,6 +100,9 @@ def test_float32_roundings_along_the_way():
     assert (1 - 0.1 * quotient).item() == scalar_step(torch.optim.Adam, 0.0, **SCALAR_TEST)[0]
 
 
+@pytest.mark.claim("Under L2, λθ enters the state (Adam m = 0.1, v = 0.01; SGD's buffer 0.1); "
+                   "AdamW's state stays zero",
+                   page="weight-decay.md#the-state-machine-view-where-lambda-enters")
 def test_l2_state_holds_lambda_theta_and_decoupled_state_does_not():
     _, l2 = scalar_step(torch.optim.Adam, 0.0, dtype=torch.float64, **SCALAR_TEST)
     _, decoupled = scalar_step(torch.optim.AdamW, 0.0, dtype=torch.float64, **SCALAR_TEST)
@@ -96,6 +112,8 @@ def test_l2_state_holds_lambda_theta_and_decoupled_state_does_not():
     assert sgd == {"momentum_buffer": pytest.approx(0.1)}
 
 
+@pytest.mark.claim("With `eps=0` AdamW's zero-gradient step is 0/0 and θ becomes NaN",
+                   page="weight-decay.md#prove-it-the-scalar-test")
 def test_eps_is_what_keeps_a_zero_gradient_step_defined():
     theta, _ = scalar_step(torch.optim.AdamW, 0.0, lr=0.1, weight_decay=0.1, eps=0.0)
     assert math.isnan(theta)
@@ -103,6 +121,8 @@ def test_eps_is_what_keeps_a_zero_gradient_step_defined():
     assert theta == torch.tensor(0.99).item()
 
 
+@pytest.mark.claim("Adam's L2 path divides λ out: any λ moves θ by about γ",
+                   page="weight-decay.md#prove-it-the-scalar-test")
 @pytest.mark.parametrize("weight_decay", [1e-3, 1e-2, 0.1, 1.0])
 def test_l2_in_adam_steps_about_lr_whatever_lambda(weight_decay):
     theta, _ = scalar_step(torch.optim.Adam, 0.0, dtype=torch.float64, lr=0.1, weight_decay=weight_decay,
@@ -112,6 +132,8 @@ def test_l2_in_adam_steps_about_lr_whatever_lambda(weight_decay):
 
 # --- SGD: equivalence and where it breaks ------------------------------------------------------
 
+@pytest.mark.claim("For plain SGD, L2 and decoupled decay are one update, even while a scheduler "
+                   "changes the lr", page="weight-decay.md#plain-sgd-one-update-written-two-ways")
 def test_sgd_l2_equals_decoupled_under_an_lr_schedule():
     torch.manual_seed(0)
     grads = torch.randn(50).tolist()
@@ -121,6 +143,8 @@ def test_sgd_l2_equals_decoupled_under_an_lr_schedule():
     assert l2 == pytest.approx(decoupled, abs=1e-13, rel=0)
 
 
+@pytest.mark.claim("With momentum 0.9, L2 and decoupled decay agree at step 1 and part from step "
+                   "2 (0.9711 against 0.9801)", page="weight-decay.md#with-momentum")
 def test_sgd_with_momentum_parts_from_step_two():
     l2 = sgd_trajectory([0.0] * 3, [0.1] * 3, decay="l2", weight_decay=0.1, momentum=0.9)
     decoupled = sgd_trajectory([0.0] * 3, [0.1] * 3, decay="decoupled", weight_decay=0.1, momentum=0.9)
@@ -129,6 +153,8 @@ def test_sgd_with_momentum_parts_from_step_two():
     assert decoupled[1:] == pytest.approx([0.9801, 0.970299], abs=1e-15)
 
 
+@pytest.mark.claim("The paper's fixed decay per step equals L2 with λ' = λ/α only while the lr "
+                   "stays the same", page="weight-decay.md#decay-follows-the-lr-schedule")
 def test_a_fixed_decay_matches_l2_only_at_one_lr():
     fixed = sgd_trajectory([0.3, -0.1] * 2, [0.1] * 4, decay="fixed", weight_decay=0.01)
     l2 = sgd_trajectory([0.3, -0.1] * 2, [0.1] * 4, decay="l2", weight_decay=0.1)  # lambda' = lambda / lr
@@ -142,6 +168,8 @@ def test_a_fixed_decay_matches_l2_only_at_one_lr():
 
 # --- Adam: non-equivalence ----------------------------------------------------------------------
 
+@pytest.mark.claim("Adam (L2) and AdamW take different steps unless λ = 0",
+                   page="weight-decay.md#adam-lambda-theta-goes-through-the-normaliser")
 def test_adam_l2_and_adamw_differ_unless_lambda_is_zero():
     for grad in (0.0, 0.1, -2.0):
         l2, _ = scalar_step(torch.optim.Adam, grad, dtype=torch.float64, **SCALAR_TEST)
@@ -151,6 +179,8 @@ def test_adam_l2_and_adamw_differ_unless_lambda_is_zero():
     assert scalar_step(torch.optim.Adam, 0.1, **no_decay) == scalar_step(torch.optim.AdamW, 0.1, **no_decay)
 
 
+@pytest.mark.claim("Adam's L2 decay depends on each weight's gradient scale; AdamW decays every "
+                   "weight alike", page="weight-decay.md#across-gradient-scales")
 def test_l2_decay_in_adam_depends_on_the_gradient_scale_and_adamw_does_not():
     none = decay_by_gradient_scale(lambda ps: torch.optim.Adam(ps, lr=0.01))
     l2 = decay_by_gradient_scale(lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1))
@@ -169,6 +199,9 @@ def test_decay_over_steps_ends_where_decay_by_gradient_scale_ends():
     assert list(THREE_DECAYS) == ["no decay", "Adam (L2)", "AdamW"]
 
 
+@pytest.mark.claim("After 100 steps Adam (L2) leaves θ from 0.9727 (gradients of 10) to 0.2246 "
+                   "(0.001); AdamW the same θ at every scale",
+                   page="weight-decay.md#across-gradient-scales")
 def test_l2_decay_grows_as_the_gradients_shrink_and_adamw_is_flat():
     """What the figure and the page's table show, across gradient scales."""
     final = figures_weight_decay.across_scales()
@@ -184,17 +217,25 @@ def test_l2_decay_grows_as_the_gradients_shrink_and_adamw_is_flat():
 
 # --- PyTorch's flag, defaults, schedule ---------------------------------------------------------
 
+@pytest.mark.claim("`AdamW` is a subclass of `Adam` whose groups carry "
+                   "`decoupled_weight_decay=True`",
+                   page="weight-decay.md#in-pytorch-adamdecoupled_weight_decaytrue-is-adamw")
 def test_adamw_is_adam_with_the_flag():
     assert has_decoupled_flag()
     assert issubclass(torch.optim.AdamW, torch.optim.Adam)
     assert torch.optim.AdamW([torch.nn.Parameter(torch.ones(1))]).param_groups[0]["decoupled_weight_decay"]
 
 
+@pytest.mark.claim("`Adam(decoupled_weight_decay=True, weight_decay=λ)` is `AdamW`, bitwise",
+                   page="weight-decay.md#in-pytorch-adamdecoupled_weight_decaytrue-is-adamw")
 @pytest.mark.parametrize("impl", [{}, {"foreach": True}, {"amsgrad": True}, {"maximize": True}])
 def test_decoupled_adam_equals_adamw_bitwise(impl):
     assert same_run(lambda ps: adam_decoupled(ps, weight_decay=1e-2, **impl), lambda ps: torch.optim.AdamW(ps, **impl))
 
 
+@pytest.mark.claim("The defaults differ: `weight_decay` is 0 for Adam, 0.01 for AdamW, so the "
+                   "flag alone decays nothing",
+                   page="weight-decay.md#in-pytorch-adamdecoupled_weight_decaytrue-is-adamw")
 def test_the_defaults_differ():
     assert not same_run(lambda ps: torch.optim.Adam(ps, decoupled_weight_decay=True), torch.optim.AdamW)
     assert not same_run(lambda ps: torch.optim.Adam(ps, weight_decay=1e-2), torch.optim.AdamW)
@@ -208,6 +249,8 @@ def test_adam_decoupled_falls_back_to_adamw_without_the_flag(monkeypatch):
     assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["weight_decay"] == 0.1
 
 
+@pytest.mark.claim("AdamW shrinks θ by 1 − γₜλ with each step's lr; an lr of 0 stops the decay",
+                   page="weight-decay.md#decay-follows-the-lr-schedule")
 def test_decay_follows_the_lr_schedule():
     lrs = [0.1, 0.05, 0.0, 0.2]
     expected, theta = [], 1.0
