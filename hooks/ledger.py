@@ -8,11 +8,14 @@ list a claim that no test checks.
 
 from __future__ import annotations
 
+import re
+
 import torch
+from markdown.extensions.toc import slugify
 from mkdocs.exceptions import PluginError
 
 from examples.render import markdown_table
-from snippets.captures import CaptureError, load_capture
+from snippets.captures import ROOT, CaptureError, load_capture
 from tests.claims import ledger
 
 MARKER = "<!-- claims-ledger -->"
@@ -38,14 +41,29 @@ def _table(nav_titles: dict[str, str]) -> str:
     parts = [f"{len(claims)} claims, checked by the test suite on every run.\n"]
     for src in pages:
         rows = []
-        for c in claims:
-            if c.page.split("#")[0] != src:
-                continue
+        position = _anchor_positions(src)
+        page_claims = [c for c in claims if c.page.split("#")[0] == src]
+        for c in sorted(page_claims, key=lambda c: (position.get(c.page.partition("#")[2], 10**9), c.test)):
             file, name = c.test.split("::")
-            rows.append([f"[{c.text}]({c.page})", f"`{name}` in `{file}`", _verified(c.capture)])
-        parts.append(f"## [{nav_titles[src]}]({src})\n\n"
-                     + markdown_table(["claim (links to where the page makes it)", "test", "verified on"], rows, "lll"))
+            rows.append([f"[{c.text}]({c.page})", f"`{name}`<br>in `{file}`<br>{_verified(c.capture)}"])
+        parts.append(f"## [{nav_titles[src]}]({src})\n\n<div class=\"claims-ledger\" markdown>\n\n"
+                     + markdown_table(["claim (links to where the page makes it)", "test, and where it was verified"],
+                                      rows, "ll")
+                     + "\n\n</div>")
     return "\n\n".join(parts)
+
+
+def _anchor_positions(src: str) -> dict[str, int]:
+    """Line of each heading anchor and `{ #id }` on a page, so the ledger follows the page's order."""
+    positions: dict[str, int] = {}
+    text = (ROOT / "docs" / src).read_text(encoding="utf-8")
+    for lineno, line in enumerate(text.splitlines()):
+        for anchor in re.findall(r"\{\s*#([\w-]+)", line):
+            positions.setdefault(anchor, lineno)
+        heading = re.match(r"^#{1,6}\s+(.*?)\s*(?:\{.*\})?\s*$", line)
+        if heading:
+            positions.setdefault(slugify(heading[1], "-"), lineno)
+    return positions
 
 
 _nav_titles: dict[str, str] = {}
