@@ -35,7 +35,7 @@ def _pages() -> list[str]:
     pages = []
     for md in sorted((ROOT / "docs").glob("*.md")):
         pages.append("" if md.name == "index.md" else md.stem + "/")
-    for nb in sorted((ROOT / "docs" / "notebooks").glob("*.ipynb")) if (ROOT / "docs" / "notebooks").is_dir() else []:
+    for nb in sorted((ROOT / "docs" / "notebooks").glob("*.py")):
         pages.append(f"notebooks/{nb.stem}/")
     return pages
 

@@ -63,8 +63,11 @@ def _nav_pages() -> list[str]:
 
 
 def _html_for(src: str) -> str:
-    # use_directory_urls: memory.md -> memory/index.html, index.md -> index.html
-    return "index.html" if src == "index.md" else src.removesuffix(".md") + "/index.html"
+    # use_directory_urls: memory.md -> memory/index.html, index.md -> index.html,
+    # notebooks/week1.py (a notebook page) -> notebooks/week1/index.html
+    if src == "index.md":
+        return "index.html"
+    return src.removesuffix(".md").removesuffix(".py") + "/index.html"
 
 
 def test_every_navigation_page_is_written(site):
