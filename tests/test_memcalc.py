@@ -197,13 +197,16 @@ def test_cuda_picks_the_attention_kernel_by_dtype_and_heads():
         "cudnn": 2}
 
 
-def test_autocast_follows_cudas_lists_and_caches_weight_copies():
-    build, loss_fn = gpt_case(**SMALL, batch=2)
-    e = estimate(build, loss_fn, precision="bf16-autocast")
-    assert e.breakdown["weight_copies"] > 0 or e.phase == "optimizer step"
-    fwd = estimate(build, loss_fn, precision="bf16-autocast")
-    assert fwd.phase_peaks["forward"] != estimate(
-        build, loss_fn).phase_peaks["forward"]
+def test_autocast_keeps_one_bf16_copy_of_each_weight_for_backward():
+    build, loss_fn = gpt_case(**SMALL, batch=8)
+    traced = estimate(build, loss_fn, precision="bf16-autocast")
+    assert traced.phase == "backward"
+    h, V, layers = SMALL["hidden"], SMALL["vocab"], SMALL["layers"]
+    per_layer = sum(round_block(n * 2) for n in (3 * h * h, h * h,
+                                                 4 * h * h, 4 * h * h))
+    assert traced.breakdown["weight_copies"] == (
+        layers * per_layer + round_block(V * h * 2))
+    assert estimate(build, loss_fn).breakdown["weight_copies"] == 0
 
 
 def test_zero_stages_shard_one_family_after_another():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import asdict
 
 from snippets.memcalc.optimizers import IMPLEMENTATIONS, OPTIMIZERS
 from snippets.memcalc.transformer import (ATTENTION, CHECKPOINTING,
@@ -190,6 +189,3 @@ def main(argv: list[str] | None = None) -> int:
     print(report(shape, result, args.budget))
     return 0
 
-
-def as_dict(shape: Shape) -> dict:
-    return asdict(shape)

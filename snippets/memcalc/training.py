@@ -12,8 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snippets.memcalc.optimizers import muon_split  # noqa: F401 (docs)
-
 
 def _flags(implementation: str) -> dict:
     return {"foreach": {"foreach": True}, "for-loop": {"foreach": False},
