@@ -20,4 +20,5 @@ EXAMPLES = (
     "checkpoint_seed_demo",
     "checkpointing",
     "mixed_precision",
+    "memory_calculator",
 )

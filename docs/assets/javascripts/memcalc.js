@@ -1,0 +1,872 @@
+/* The memory calculator of "A · Memory calculator": a training step's peak
+ * GPU memory for a GPT-style transformer, from its shapes.
+ *
+ * The model is a line-by-line port of snippets/memcalc/transformer.py and
+ * snippets/memcalc/optimizers.py (the closed form the optimizer-memory
+ * command runs); tests/test_memcalc_golden.py runs this file under Node
+ * against tests/golden/memcalc.json, which the Python writes, and requires
+ * the same bytes. All sizes are whole numbers of bytes below 2^53, so
+ * JavaScript's numbers hold them exactly.
+ *
+ * Plain JavaScript, no dependencies, nothing fetched: the form is drawn
+ * into <div id="memcalc"></div> on the page.
+ */
+(function (root) {
+  "use strict";
+
+  // ---- allocator (snippets/memcalc/allocator.py) ----------------------
+  var BLOCK = 512;
+  var MIB = 1048576;
+  // two cuBLAS workspaces of 32 MiB (forward and autograd's thread) and
+  // cuBLASLt's 1 MiB, on compute capability 9.0
+  var WORKSPACE = 2 * 32 * MIB + MIB;
+
+  function R(n) {
+    return n <= 0 ? 0 : Math.ceil(n / BLOCK) * BLOCK;
+  }
+
+  function ceilDiv(a, b) {
+    if (!(a < 9007199254740992)) return Math.ceil(a / b);  // past exact
+    var q = Math.floor(a / b);
+    while (q * b < a) q += 1;
+    while (q > 0 && (q - 1) * b >= a) q -= 1;
+    return q;
+  }
+
+  function sum(list) {
+    var total = 0;
+    for (var i = 0; i < list.length; i++) total += list[i];
+    return total;
+  }
+
+  // ---- optimizers (snippets/memcalc/optimizers.py) ---------------------
+  var OPTIMIZERS = ["sgd", "sgd-momentum", "adam", "adamw", "amsgrad",
+    "adafactor", "muon", "adam8bit"];
+  var IMPLEMENTATIONS = ["foreach", "for-loop", "fused"];
+  var FUSED = ["sgd", "sgd-momentum", "adam", "adamw", "amsgrad",
+    "adam8bit"];
+  var BNB_BLOCK = 256;
+  var BNB_MIN_8BIT = 4096;
+  var BNB_QMAPS = 2 * R(256 * 4);
+
+  function Param(shape, itemsize) {
+    var n = 1;
+    for (var i = 0; i < shape.length; i++) n *= shape[i];
+    return { shape: shape, itemsize: itemsize, numel: n,
+      nbytes: n * itemsize };
+  }
+
+  function checkOptimizer(optimizer, implementation) {
+    if (OPTIMIZERS.indexOf(optimizer) < 0) {
+      throw new Error("unknown optimizer '" + optimizer +
+        "'; choose one of " + OPTIMIZERS.join(", "));
+    }
+    if (IMPLEMENTATIONS.indexOf(implementation) < 0) {
+      throw new Error("unknown implementation '" + implementation +
+        "'; choose one of " + IMPLEMENTATIONS.join(", "));
+    }
+    if (implementation === "fused" &&
+        FUSED.concat(["muon"]).indexOf(optimizer) < 0) {
+      throw new Error(optimizer + " has no fused implementation; " +
+        "choose foreach or for-loop");
+    }
+  }
+
+  function stateTensors(optimizer, implementation, p) {
+    var n = p.numel, size = p.nbytes, d = p.shape.length;
+    if (optimizer === "sgd") return [];
+    if (optimizer === "sgd-momentum") return [size];
+    if (optimizer === "adam" || optimizer === "adamw" ||
+        optimizer === "amsgrad") {
+      var out = optimizer === "amsgrad" ? [size, size, size] : [size, size];
+      if (implementation === "fused") out.push(4);
+      return out;
+    }
+    if (optimizer === "adafactor") {
+      if (d > 1) {
+        return [n / p.shape[d - 1] * p.itemsize,
+          n / p.shape[d - 2] * p.itemsize];
+      }
+      return [size];
+    }
+    if (optimizer === "muon") {
+      if (d === 2) return [size];
+      return stateTensors("adamw", implementation, p);
+    }
+    if (optimizer === "adam8bit") {
+      if (n < BNB_MIN_8BIT) return [n * 4, n * 4];
+      var blocks = ceilDiv(n, BNB_BLOCK);
+      return [n, n, blocks * 4, blocks * 4];
+    }
+    throw new Error(optimizer);
+  }
+
+  function stateBytes(optimizer, implementation, params) {
+    var total = 0, big = false;
+    for (var i = 0; i < params.length; i++) {
+      var tensors = stateTensors(optimizer, implementation, params[i]);
+      for (var j = 0; j < tensors.length; j++) total += R(tensors[j]);
+      if (params[i].numel >= BNB_MIN_8BIT) big = true;
+    }
+    if (optimizer === "adam8bit" && big) total += BNB_QMAPS;
+    return total;
+  }
+
+  // Python's references to tensors: a tensor dies with its last name.
+  function Frame() {
+    this.live = 0;
+    this.peak = 0;
+    this.size = {};
+    this.refs = {};
+    this.names = {};
+    this.order = [];
+    this.next = 0;
+  }
+  Frame.prototype.alloc = function (sizes) {
+    this.next += 1;
+    var size = 0;
+    for (var i = 0; i < sizes.length; i++) size += R(sizes[i]);
+    this.size[this.next] = size;
+    this.refs[this.next] = 0;
+    this.live += size;
+    if (this.live > this.peak) this.peak = this.live;
+    return this.next;
+  };
+  Frame.prototype.drop = function (obj) {
+    if (this.refs[obj] === 0) {
+      this.live -= this.size[obj];
+      delete this.size[obj];
+      delete this.refs[obj];
+    }
+  };
+  Frame.prototype.bind = function (name, obj) {
+    this.refs[obj] += 1;
+    var old = this.names.hasOwnProperty(name) ? this.names[name] : null;
+    if (old === null) this.order.push(name);
+    this.names[name] = obj;
+    if (old !== null) this.unref(old);
+  };
+  Frame.prototype.unbind = function (name) {
+    if (!this.names.hasOwnProperty(name)) return;
+    var obj = this.names[name];
+    delete this.names[name];
+    this.order.splice(this.order.indexOf(name), 1);
+    this.unref(obj);
+  };
+  Frame.prototype.unref = function (obj) {
+    this.refs[obj] -= 1;
+    this.drop(obj);
+  };
+  Frame.prototype.temp = function (nbytes) {
+    this.drop(this.alloc([nbytes]));
+  };
+  Frame.prototype.exit = function () {
+    var names = this.order.slice();
+    for (var i = 0; i < names.length; i++) this.unbind(names[i]);
+  };
+
+  function adam(f, params, implementation) {
+    if (implementation === "fused") return;
+    if (implementation === "foreach") {
+      f.drop(f.alloc(params.map(function (p) { return p.nbytes; })));
+      return;
+    }
+    for (var i = 0; i < params.length; i++) {
+      var root = f.alloc([params[i].nbytes]);
+      var quotient = f.alloc([params[i].nbytes]);
+      f.drop(root);
+      f.bind("denom", quotient);
+    }
+    f.exit();
+  }
+
+  function adafactorForLoop(f, params) {
+    for (var i = 0; i < params.length; i++) {
+      var p = params[i], n = p.numel, d = p.itemsize, k = p.shape.length;
+      var estimate;
+      f.temp(d);
+      if (k > 1) {
+        f.bind("row_mean", f.alloc([n / p.shape[k - 1] * d]));
+        f.bind("col_mean", f.alloc([n / p.shape[k - 2] * d]));
+        estimate = f.alloc([n * d]);
+        f.bind("var_estimate", estimate);
+        f.temp(n / (p.shape[k - 1] * p.shape[k - 2]) * d);
+      } else {
+        f.bind("grad_squared", f.alloc([n * d]));
+        estimate = f.alloc([n * d]);
+        f.bind("var_estimate", estimate);
+      }
+      f.bind("update", estimate);
+      f.temp(d);
+    }
+    f.exit();
+  }
+
+  function adafactorForeach(f, params) {
+    var i, p;
+    for (i = 0; i < params.length; i++) f.temp(params[i].itemsize);
+    var keys = [], groups = {};
+    for (i = 0; i < params.length; i++) {
+      var key = params[i].shape.length > 1 ? "matrix" : "vector";
+      if (!groups[key]) { groups[key] = []; keys.push(key); }
+      groups[key].push(params[i]);
+    }
+    for (var g = 0; g < keys.length; g++) {
+      var group = groups[keys[g]], estimates;
+      var sizes = function (fn) { return group.map(fn); };
+      if (keys[g] === "matrix") {
+        f.drop(f.alloc(sizes(function (q) {
+          return q.numel / q.shape[q.shape.length - 1] * q.itemsize;
+        })));
+        f.drop(f.alloc(sizes(function (q) {
+          return q.numel / q.shape[q.shape.length - 2] * q.itemsize;
+        })));
+        estimates = f.alloc(sizes(function (q) { return q.nbytes; }));
+        f.bind("var_estimates", estimates);
+        f.drop(f.alloc(sizes(function (q) {
+          var k = q.shape.length;
+          return q.numel / (q.shape[k - 1] * q.shape[k - 2]) * q.itemsize;
+        })));
+      } else {
+        f.drop(f.alloc(sizes(function (q) { return q.nbytes; })));
+        estimates = f.alloc(sizes(function (q) { return q.nbytes; }));
+        f.bind("var_estimates", estimates);
+      }
+      f.bind("updates", estimates);
+      for (i = 0; i < group.length; i++) {
+        p = group[i];
+        f.temp(p.itemsize);
+      }
+    }
+    f.exit();
+  }
+
+  function muon(f, matrices) {
+    for (var i = 0; i < matrices.length; i++) {
+      var p = matrices[i], n = p.numel;
+      var m = Math.min(p.shape[0], p.shape[1]);
+      f.bind("update", f.alloc([p.nbytes]));
+      if (p.itemsize === 2) f.bind("ns.ortho", f.names["update"]);
+      else f.bind("ns.ortho", f.alloc([n * 2]));
+      var norm = f.alloc([p.itemsize]);
+      var clamped = f.alloc([p.itemsize]);
+      f.drop(norm);
+      f.drop(clamped);
+      for (var step = 0; step < 5; step++) {
+        f.bind("ns.gram", f.alloc([m * m * 2]));
+        f.bind("ns.gram_update", f.alloc([m * m * 2]));
+        f.bind("ns.ortho", f.alloc([n * 2]));
+      }
+      f.bind("result", f.names["ns.ortho"]);
+      f.unbind("ns.gram");
+      f.unbind("ns.gram_update");
+      f.unbind("ns.ortho");
+      f.bind("update", f.names["result"]);
+      f.unbind("result");
+    }
+    f.exit();
+  }
+
+  function stepPeakExtra(optimizer, implementation, params) {
+    checkOptimizer(optimizer, implementation);
+    var f = new Frame();
+    if (optimizer === "adam" || optimizer === "adamw" ||
+        optimizer === "amsgrad") {
+      adam(f, params, implementation);
+    } else if (optimizer === "adafactor") {
+      if (implementation === "foreach") adafactorForeach(f, params);
+      else adafactorForLoop(f, params);
+    } else if (optimizer === "muon") {
+      muon(f, params.filter(function (p) { return p.shape.length === 2; }));
+      adam(f, params.filter(function (p) { return p.shape.length !== 2; }),
+        implementation);
+    }
+    return f.peak;
+  }
+
+  // ---- the transformer (snippets/memcalc/transformer.py) ---------------
+  var PRECISIONS = ["fp32", "bf16-autocast", "bf16-mixed", "bf16"];
+  var CHECKPOINTING = ["none", "full", "selective"];
+  var ATTENTION = ["sdpa", "eager"];
+  var FAMILIES = ["params", "grads", "optimizer_state", "master_weights",
+    "activations", "weight_copies", "transients", "workspace"];
+  var DEFAULTS = { kv_heads: 0, batch: 1, optimizer: "adamw",
+    precision: "fp32", implementation: "foreach", attention: "sdpa",
+    checkpointing: "none", micro_batches: 1, ranks: 1, zero_stage: 0 };
+
+  function shape(options) {
+    var m = {};
+    for (var key in DEFAULTS) m[key] = DEFAULTS[key];
+    for (key in options) m[key] = options[key];
+    return m;
+  }
+
+  function kvWidth(m) {
+    return (m.kv_heads || m.heads) * (m.hidden / m.heads);
+  }
+
+  function paramList(m) {
+    var item = m.precision === "bf16" ? 2 : 4;
+    var h = m.hidden, f = 4 * m.hidden, q3 = h + 2 * kvWidth(m);
+    var shapes = [[m.vocab, h], [m.seq, h]];
+    for (var i = 0; i < m.layers; i++) {
+      shapes.push([h], [h], [q3, h], [q3], [h, h], [h], [h], [h],
+        [f, h], [f], [h, f], [h]);
+    }
+    shapes.push([h], [h]);
+    return shapes.map(function (s) { return Param(s, item); });
+  }
+
+  function attentionKernel(m) {
+    if (m.attention === "eager") return "eager";
+    var half = m.precision !== "fp32";
+    var d = m.hidden / m.heads;
+    if (half && d <= 256 && d % 8 === 0) return "cudnn";
+    if ((m.kv_heads || m.heads) === m.heads && d % (half ? 8 : 4) === 0) {
+      return "efficient";
+    }
+    return "math";
+  }
+
+  function attentionSaved(m, c) {
+    var b = m.batch, s = m.seq, h = m.hidden, a = m.heads, T = b * s;
+    var kernel = attentionKernel(m);
+    var out = R(T * h * c);
+    if (kernel === "cudnn" || kernel === "efficient") {
+      var seeds = kernel === "cudnn" ? 2 * R(8) : 0;
+      return out + R(b * a * s * 4) + seeds;
+    }
+    if (kernel === "math") {
+      return 3 * R(T * h * 4) + R(b * a * s * s * 4) + out;
+    }
+    var low = m.precision === "bf16" || m.precision === "bf16-mixed";
+    var soft = low ? 2 : 4;
+    var copy = m.precision === "bf16-autocast" ? R(b * a * s * s * 2) : 0;
+    return 4 * out + R(b * a * s * s * soft) + copy;
+  }
+
+  function check(m) {
+    var names = ["layers", "hidden", "heads", "vocab", "seq", "batch",
+      "micro_batches", "ranks"];
+    for (var i = 0; i < names.length; i++) {
+      var value = m[names[i]];
+      if (typeof value !== "number" || !Number.isInteger(value) ||
+          value < 1) {
+        throw new Error(names[i].replace("_", "-") + " must be a " +
+          "positive whole number, not " + String(value));
+      }
+    }
+    if (m.kv_heads < 0 || (m.kv_heads && m.heads % m.kv_heads)) {
+      throw new Error("kv-heads must divide heads");
+    }
+    if (m.hidden % m.heads) {
+      throw new Error("hidden must be a multiple of heads");
+    }
+    checkOptimizer(m.optimizer, m.implementation);
+    var choices = [["precision", PRECISIONS], ["attention", ATTENTION],
+      ["checkpointing", CHECKPOINTING]];
+    for (i = 0; i < choices.length; i++) {
+      if (choices[i][1].indexOf(m[choices[i][0]]) < 0) {
+        throw new Error("unknown " + choices[i][0] + " '" +
+          m[choices[i][0]] + "'; choose one of " + choices[i][1].join(", "));
+      }
+    }
+    if ([0, 1, 2, 3].indexOf(m.zero_stage) < 0) {
+      throw new Error("zero-stage must be 0, 1, 2 or 3");
+    }
+    if (m.zero_stage && m.ranks < 2) {
+      throw new Error("a ZeRO stage shards over ranks: give ranks >= 2");
+    }
+  }
+
+  function estimate(options) {
+    var m = shape(options);
+    check(m);
+    var b = m.batch, s = m.seq, h = m.hidden, a = m.heads, V = m.vocab;
+    var L = m.layers, T = b * s, f = 4 * h, q3 = h + 2 * kvWidth(m);
+    var auto = m.precision === "bf16-autocast";
+    var low = m.precision === "bf16" || m.precision === "bf16-mixed";
+    var c = m.precision !== "fp32" ? 2 : 4;
+    var r = low ? 2 : 4;
+    var pb = low ? 2 : 4;
+    var i;
+
+    var params = paramList(m);
+    var mixed = m.precision === "bf16-mixed";
+    var paramBytes = sum(params.map(function (p) { return R(p.numel * pb); }));
+    if (m.attention === "eager") paramBytes += L * R(s * s);
+    var gradBytes = paramBytes - (m.attention === "eager" ? L * R(s * s) : 0);
+    var state = stateBytes(m.optimizer, m.implementation, params);
+    var master = mixed ?
+      sum(params.map(function (p) { return R(p.numel * 4); })) : 0;
+    var workspace = WORKSPACE;
+
+    var ln = (auto ? R(T * h * 2) : R(T * h * r)) + 2 * R(T * 4);
+    var kernel = attentionKernel(m);
+    var fused = kernel === "cudnn" || kernel === "efficient";
+    var fullBlock = 2 * ln + (fused ? R(T * q3 * c) : 0) +
+      attentionSaved(m, c) + 2 * R(T * h * r) + 2 * R(T * f * c);
+    var layerCopies = auto ?
+      R(q3 * h * 2) + R(h * h * 2) + 2 * R(f * h * 2) : 0;
+    var block, copies;
+    if (m.checkpointing === "none") {
+      block = fullBlock;
+      copies = layerCopies;
+    } else if (m.checkpointing === "full") {
+      block = R(T * h * r);
+      copies = 0;
+    } else {
+      var attention;
+      if (fused) {
+        attention = attentionSaved(m, c);
+      } else {
+        var u = kernel === "math" ? 4 : c;
+        attention = R(b * a * s * s * u) + R(T * h * u);
+      }
+      block = R(T * h * r) + R(T * q3 * c) + attention + R(T * h * c) +
+        R(T * f * c) + R(T * h * c);
+      copies = 0;
+    }
+    var embedding = R(b * (s + 1) * 8) + R(s * 8) + R(T * h * r);
+    var head = ln + R(T * 8) + (auto ? R(V * h * 2) : 0);
+    var biasCopies = auto ? (R(q3 * 2) + 2 * R(h * 2) + R(f * 2)) * L : 0;
+    var kept = embedding + L * (block + copies) + head + 2 * R(4);
+    var logits = R(T * V * c) + (c !== 4 ? R(T * V * 4) : 0);
+    var logProbs = R(T * V * 4);
+    var accumulated = m.micro_batches > 1 ? gradBytes : 0;
+
+    var moments = [];
+    function moment(phase, families) {
+      var fam = {};
+      for (var k = 0; k < FAMILIES.length; k++) fam[FAMILIES[k]] = 0;
+      fam.params = paramBytes;
+      fam.optimizer_state = state;
+      fam.master_weights = master;
+      fam.workspace = workspace;
+      for (var key in families) fam[key] = families[key];
+      moments.push([phase, fam]);
+    }
+
+    var headCopy = auto ? R(V * h * 2) : 0;
+    moment("forward", { grads: accumulated,
+      activations: kept - L * copies - headCopy + logits + logProbs +
+        biasCopies,
+      weight_copies: L * layerCopies + headCopy });
+    var copiesKept = L * copies + headCopy;
+    moment("backward", { grads: accumulated,
+      activations: kept - copiesKept + logProbs,
+      weight_copies: copiesKept,
+      transients: R(4) + 2 * R(T * V * 4) });
+    var cached = m.checkpointing === "selective" ? 2 * R(T * h * c) : 0;
+    var before = embedding + (L - 1) * block;
+    moment("forward", { grads: accumulated,
+      activations: before + fullBlock + cached + R(T * h * c) + biasCopies,
+      weight_copies: L * layerCopies });
+    var squares = R(b * a * s * s * (low ? 2 : 4));
+    if (!fused) {
+      var pairs = auto ? R(b * a * s * s * 2) + squares : squares;
+      moment("forward", { grads: accumulated,
+        activations: before + ln + R(T * q3 * c) + 2 * R(T * h * c) +
+          pairs + squares + biasCopies,
+        weight_copies: L * layerCopies });
+    }
+    var last = fullBlock - R(T * h * r) - R(T * f * c) + cached;
+    var layerGrads = sum([h, h, q3 * h, q3, h * h, h, h, h, f * h, f, h * f,
+      h].map(function (n) { return R(n * pb); }));
+    var attentionPart = attentionSaved(m, c) - R(T * h * c);
+    var indices = [L, 1];
+    for (i = 0; i < 2; i++) {
+      var index = indices[i];
+      var done = (L - index) * layerGrads + 2 * R(h * pb) + R(h * f * pb);
+      moment("backward", { grads: Math.max(accumulated, done),
+        activations: embedding + (index - 1) * block + last + 2 * R(4),
+        weight_copies: (index - 1) * copies + layerCopies,
+        transients: 2 * R(T * f * c) + R(T * h * r) + R(V * h * pb) });
+      if (!fused) {
+        moment("backward", { grads: Math.max(accumulated, done + layerGrads),
+          activations: embedding + (index - 1) * block + ln +
+            attentionPart + 2 * R(4),
+          weight_copies: (index - 1) * copies + layerCopies,
+          transients: R(b * a * s * s * c) + squares + R(T * h * r) +
+            2 * R(T * h * c) + R(V * h * pb) });
+      }
+    }
+    var stepGrads = gradBytes;
+    if (mixed) {
+      stepGrads = sum(params.map(function (p) { return R(p.numel * 4); }));
+      moment("optimizer step", { grads: stepGrads +
+        R(params[params.length - 1].numel * 2), activations: R(4) });
+    }
+    moment("optimizer step", { grads: stepGrads, activations: R(4),
+      transients: stepPeakExtra(m.optimizer, m.implementation, params) });
+    return summarise(m, moments, paramBytes, state, master, workspace);
+  }
+
+  function zeroShares(stage, ranks) {
+    var share = {};
+    for (var k = 0; k < FAMILIES.length; k++) share[FAMILIES[k]] = 1;
+    if (stage >= 1) share.optimizer_state = share.master_weights = ranks;
+    if (stage >= 2) share.grads = ranks;
+    if (stage >= 3) share.params = ranks;
+    return share;
+  }
+
+  function summarise(m, moments, paramBytes, state, master, workspace) {
+    var share = zeroShares(m.zero_stage, m.ranks), i, k;
+    if (m.zero_stage === 3) {
+      var h = m.hidden, f = 4 * h, q3 = h + 2 * kvWidth(m);
+      var pb = m.precision === "bf16" || m.precision === "bf16-mixed" ? 2 : 4;
+      var layer = sum([h, h, q3 * h, q3, h * h, h, h, h, f * h, f, h * f,
+        h].map(function (n) { return R(n * pb); }));
+      for (i = 0; i < moments.length; i++) {
+        if (moments[i][0] !== "optimizer step") {
+          moments[i][1].transients += 2 * layer;
+        }
+      }
+    }
+    function part(fam, key) { return ceilDiv(fam[key], share[key]); }
+    function total(fam) {
+      var t = 0;
+      for (var j = 0; j < FAMILIES.length; j++) t += part(fam, FAMILIES[j]);
+      return t;
+    }
+    var best = 0;
+    for (i = 1; i < moments.length; i++) {
+      if (total(moments[i][1]) > total(moments[best][1])) best = i;
+    }
+    var fam = moments[best][1], breakdown = {};
+    for (k = 0; k < FAMILIES.length; k++) {
+      breakdown[FAMILIES[k]] = part(fam, FAMILIES[k]);
+    }
+    var base = {};
+    for (k = 0; k < FAMILIES.length; k++) base[FAMILIES[k]] = 0;
+    base.params = paramBytes;
+    base.optimizer_state = state;
+    base.master_weights = master;
+    base.workspace = workspace;
+    var phases = {};
+    for (i = 0; i < moments.length; i++) {
+      var t = total(moments[i][1]);
+      var ph = moments[i][0];
+      phases[ph] = Math.max(phases.hasOwnProperty(ph) ? phases[ph] : 0, t);
+    }
+    return { peak: total(fam), phase: moments[best][0],
+      persistent: total(base), breakdown: breakdown, phases: phases,
+      parameters: sum(paramList(m).map(function (p) { return p.numel; })),
+      kernel: attentionKernel(m) };
+  }
+
+  function largestMicroBatch(options, budget, limit) {
+    limit = limit || 1048576;
+    function fits(batch) {
+      var o = {};
+      for (var key in options) o[key] = options[key];
+      o.batch = batch;
+      return estimate(o).peak <= budget;
+    }
+    if (!fits(1)) return 0;
+    var low = 1, high = 2;
+    while (high <= limit && fits(high)) { low = high; high *= 2; }
+    high = Math.min(high, limit + 1);
+    while (high - low > 1) {
+      var mid = Math.floor((low + high) / 2);
+      if (fits(mid)) low = mid; else high = mid;
+    }
+    return low;
+  }
+
+  var api = { estimate: estimate, largestMicroBatch: largestMicroBatch,
+    stepPeakExtra: stepPeakExtra, stateBytes: stateBytes,
+    paramList: paramList, Param: Param, FAMILIES: FAMILIES,
+    OPTIMIZERS: OPTIMIZERS, IMPLEMENTATIONS: IMPLEMENTATIONS,
+    PRECISIONS: PRECISIONS, CHECKPOINTING: CHECKPOINTING,
+    ATTENTION: ATTENTION };
+  if (typeof module !== "undefined" && module.exports) {
+    module.exports = api;
+    return;
+  }
+  root.memcalc = api;
+
+  // ---- the form on the page -------------------------------------------
+  var PRESETS = {
+    "GPT-2 small, 124M": { layers: 12, hidden: 768, heads: 12, kv_heads: 0,
+      vocab: 50257, seq: 1024, batch: 8 },
+    "GPT-2 XL, 1.5B": { layers: 48, hidden: 1600, heads: 25, kv_heads: 0,
+      vocab: 50257, seq: 1024, batch: 4 },
+    "7B shape, 32 x 4096": { layers: 32, hidden: 4096, heads: 32,
+      kv_heads: 0, vocab: 32000, seq: 4096, batch: 1 },
+    "8B shape, grouped heads": { layers: 32, hidden: 4096, heads: 32,
+      kv_heads: 8, vocab: 128256, seq: 8192, batch: 1 }
+  };
+  var NUMBERS = [
+    ["layers", "Layers"], ["hidden", "Hidden size"], ["heads", "Heads"],
+    ["kv_heads", "KV heads (blank: all)"], ["vocab", "Vocabulary"],
+    ["seq", "Sequence"], ["batch", "Micro-batch"],
+    ["micro_batches", "Accumulation steps"], ["ranks", "Data-parallel ranks"]
+  ];
+  var CHOICES = [
+    ["optimizer", "Optimizer", OPTIMIZERS],
+    ["implementation", "Step implementation", IMPLEMENTATIONS],
+    ["precision", "Precision", PRECISIONS],
+    ["attention", "Attention", ATTENTION],
+    ["checkpointing", "Checkpointing", CHECKPOINTING],
+    ["zero_stage", "ZeRO stage", ["0", "1", "2", "3"]]
+  ];
+  var COLOURS = { params: "#5c6bc0", grads: "#2e7d32",
+    optimizer_state: "#c62828", master_weights: "#f9a825",
+    activations: "#00838f", weight_copies: "#6d4c41",
+    transients: "#8e24aa", workspace: "#9e9e9e" };
+  var LABELS = { params: "parameters", grads: "gradients",
+    optimizer_state: "optimizer state", master_weights: "master weights",
+    activations: "activations", weight_copies: "autocast weight copies",
+    transients: "transients", workspace: "cuBLAS workspace" };
+  var STYLE = [
+    ".memcalc-form{display:grid;gap:.6rem .9rem;",
+    "grid-template-columns:repeat(auto-fill,minmax(8rem,1fr));",
+    "margin:1rem 0}",
+    ".memcalc-form label{display:flex;flex-direction:column;",
+    "font-size:.72rem;gap:.15rem}",
+    ".memcalc-form input,.memcalc-form select{font:inherit;",
+    "font-size:.8rem;padding:.2rem .3rem;min-width:0;",
+    "color:var(--md-default-fg-color);",
+    "background:var(--md-default-bg-color);",
+    "border:1px solid var(--md-default-fg-color--lighter);",
+    "border-radius:.2rem}",
+    ".memcalc-form [aria-invalid=true]{border-color:#c62828}",
+    ".memcalc-msg{color:#c62828;font-size:.68rem;min-height:0}",
+    ".memcalc-out{font-size:.8rem}",
+    ".memcalc-bar{display:flex;width:100%;height:1.6rem;",
+    "border-radius:.2rem;overflow:hidden;margin:.4rem 0}",
+    ".memcalc-bar span{display:block;height:100%}",
+    ".md-typeset ul.memcalc-legend{display:flex;flex-wrap:wrap;",
+    "gap:.2rem 1.2rem;list-style:none;margin:0 0 .6rem;padding:0}",
+    ".md-typeset ul.memcalc-legend li{margin:0;list-style:none}",
+    ".memcalc-swatch{display:inline-block;width:.7rem;height:.7rem;",
+    "margin-right:.3rem;vertical-align:middle;border-radius:.1rem}",
+    "@media print{.memcalc-form{display:none}}"
+  ].join("");
+
+  function gib(n) {
+    if (n < 1073741824) return (n / MIB).toFixed(1) + " MiB";
+    return (n / 1073741824).toFixed(2) + " GiB";
+  }
+
+  function element(tag, attrs, text) {
+    var el = document.createElement(tag);
+    for (var key in attrs) el.setAttribute(key, attrs[key]);
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  function field(form, name, label, control) {
+    var wrap = element("label", {}, label);
+    control.id = "memcalc-" + name;
+    control.name = name;
+    wrap.appendChild(control);
+    var msg = element("span", { "class": "memcalc-msg", "aria-live": "polite",
+      id: "memcalc-" + name + "-msg" });
+    control.setAttribute("aria-describedby", msg.id);
+    wrap.appendChild(msg);
+    form.appendChild(wrap);
+    return control;
+  }
+
+  function build(host) {
+    var style = element("style", {});
+    style.textContent = STYLE;
+    host.appendChild(style);
+    var form = element("form", { "class": "memcalc-form",
+      "aria-label": "Memory calculator inputs" });
+    var controls = {};
+    var preset = element("select", {});
+    Object.keys(PRESETS).concat(["custom"]).forEach(function (name) {
+      preset.appendChild(element("option", { value: name }, name));
+    });
+    field(form, "preset", "Model", preset);
+    NUMBERS.forEach(function (spec) {
+      controls[spec[0]] = field(form, spec[0], spec[1],
+        element("input", { type: "text", inputmode: "numeric" }));
+    });
+    CHOICES.forEach(function (spec) {
+      var select = element("select", {});
+      spec[2].forEach(function (v) {
+        select.appendChild(element("option", { value: v }, v));
+      });
+      controls[spec[0]] = field(form, spec[0], spec[1], select);
+    });
+    controls.budget = field(form, "budget", "Budget per GPU (GiB)",
+      element("input", { type: "text", inputmode: "decimal" }));
+    host.appendChild(form);
+    var out = element("div", { "class": "memcalc-out", "aria-live": "polite",
+      id: "memcalc-result" });
+    host.appendChild(out);
+
+    function apply(name) {
+      var p = PRESETS[name];
+      for (var key in p) controls[key].value = p[key] ? String(p[key]) : "";
+    }
+    function defaults() {
+      apply("GPT-2 small, 124M");
+      controls.micro_batches.value = "1";
+      controls.ranks.value = "1";
+      controls.budget.value = "80";
+      controls.optimizer.value = "adamw";
+      controls.precision.value = "bf16-autocast";
+    }
+    defaults();
+    preset.addEventListener("change", function () {
+      if (PRESETS[preset.value]) apply(preset.value);
+      update();
+    });
+    form.addEventListener("input", function (event) {
+      if (event.target !== preset && NUMBERS.some(function (s) {
+        return controls[s[0]] === event.target;
+      })) preset.value = "custom";
+      update();
+    });
+    form.addEventListener("change", update);
+    form.addEventListener("submit", function (e) { e.preventDefault(); });
+
+    function flag(name, message) {
+      var control = controls[name];
+      document.getElementById("memcalc-" + name + "-msg").textContent =
+        message || "";
+      control.setAttribute("aria-invalid", message ? "true" : "false");
+    }
+
+    function read() {
+      var options = {}, bad = false;
+      NUMBERS.forEach(function (spec) {
+        var text = controls[spec[0]].value.trim();
+        if (spec[0] === "kv_heads" && text === "") {
+          options.kv_heads = 0;
+          flag("kv_heads");
+          return;
+        }
+        var value = Number(text);
+        if (text === "" || !Number.isInteger(value) || value < 1 ||
+            value > 1e9) {
+          flag(spec[0], "a whole number from 1");
+          bad = true;
+        } else {
+          options[spec[0]] = value;
+          flag(spec[0]);
+        }
+      });
+      CHOICES.forEach(function (spec) {
+        var v = controls[spec[0]].value;
+        options[spec[0]] = spec[0] === "zero_stage" ? Number(v) : v;
+        flag(spec[0]);
+      });
+      var budgetText = controls.budget.value.trim();
+      options.budget = null;
+      flag("budget");
+      if (budgetText !== "") {
+        var gibs = Number(budgetText);
+        if (!isFinite(gibs) || gibs <= 0) {
+          flag("budget", "GiB, a number above 0");
+          bad = true;
+        } else {
+          options.budget = Math.floor(gibs * 1073741824);
+        }
+      }
+      return bad ? null : options;
+    }
+
+    var FIELD_OF = [["kv-heads", "kv_heads"], ["multiple of heads", "heads"],
+      ["fused", "implementation"], ["ZeRO", "zero_stage"]];
+
+    function update() {
+      var options = read();
+      out.textContent = "";
+      if (!options) {
+        out.appendChild(element("p", {}, "Fix the marked fields."));
+        return;
+      }
+      var budget = options.budget, result, best = null;
+      delete options.budget;
+      try {
+        result = estimate(options);
+        if (budget) best = largestMicroBatch(options, budget, 65536);
+      } catch (error) {
+        var where = "layers";
+        FIELD_OF.forEach(function (pair) {
+          if (error.message.indexOf(pair[0]) >= 0) where = pair[1];
+        });
+        flag(where, error.message);
+        out.appendChild(element("p", {}, "Fix the marked fields."));
+        return;
+      }
+      var worst = Math.max(result.peak, budget || 0);
+      if (!(worst < 9007199254740991)) {
+        flag("batch", "too large to count exactly");
+        out.appendChild(element("p", {}, "Fix the marked fields."));
+        return;
+      }
+      draw(result, budget, best, options);
+    }
+
+    function draw(result, budget, best, options) {
+      var head = element("p", {});
+      head.appendChild(element("strong", {}, "Peak " + gib(result.peak)));
+      var when = result.phase === "optimizer step" ? "the optimizer step" :
+        "the " + result.phase + " pass";
+      head.appendChild(document.createTextNode(
+        " during " + when + "; " + gib(result.persistent) +
+        " persist between steps. " +
+        result.parameters.toLocaleString("en") + " parameters, attention " +
+        result.kernel + "."));
+      out.appendChild(head);
+      var bar = element("div", { "class": "memcalc-bar", role: "img",
+        "aria-label": "Breakdown of the peak: " + FAMILIES.filter(
+          function (k) { return result.breakdown[k]; }).map(function (k) {
+          return LABELS[k] + " " + gib(result.breakdown[k]);
+        }).join(", ") });
+      var legend = element("ul", { "class": "memcalc-legend" });
+      FAMILIES.forEach(function (key) {
+        var bytes = result.breakdown[key];
+        if (!bytes) return;
+        var share = 100 * bytes / result.peak;
+        var seg = element("span", { title: LABELS[key] + ": " + gib(bytes) });
+        seg.style.width = share.toFixed(3) + "%";
+        seg.style.background = COLOURS[key];
+        bar.appendChild(seg);
+        var item = element("li", {});
+        var swatch = element("span", { "class": "memcalc-swatch" });
+        swatch.style.background = COLOURS[key];
+        item.appendChild(swatch);
+        item.appendChild(document.createTextNode(
+          LABELS[key] + " " + gib(bytes)));
+        legend.appendChild(item);
+      });
+      out.appendChild(bar);
+      out.appendChild(legend);
+      var phases = element("p", {}, "Largest moment of each phase: " +
+        Object.keys(result.phases).map(function (k) {
+          return k + " " + gib(result.phases[k]);
+        }).join(", ") + ".");
+      out.appendChild(phases);
+      if (budget) {
+        var fits = result.peak <= budget;
+        out.appendChild(element("p", {}, "Budget " + gib(budget) + ": " +
+          (fits ? "fits" : "does not fit") + "; the largest micro-batch " +
+          "that fits is " + best + " sequence" + (best === 1 ? "" : "s") +
+          " of " + options.seq + " tokens."));
+      }
+    }
+    update();
+  }
+
+  function start() {
+    var host = document.getElementById("memcalc");
+    if (host && !host.getAttribute("data-ready")) {
+      host.setAttribute("data-ready", "true");
+      build(host);
+    }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})(this);

@@ -1,0 +1,98 @@
+"""optimizer-memory: answers for good input, one line and status 2 for bad."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from snippets.memcalc.cli import main
+from snippets.memcalc.optimizers import OPTIMIZERS
+from snippets.memcalc.transformer import PRECISIONS
+from tests.docblocks import ROOT
+
+SHAPE = ["--layers", "4", "--hidden", "256", "--heads", "4",
+         "--vocab", "1000", "--seq", "128"]
+
+
+def run(capsys, *args):
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_shapes_give_the_breakdown_the_peak_and_its_phase(capsys):
+    status, out, err = run(capsys, *SHAPE, "--batch", "4")
+    assert status == 0 and not err
+    assert "parameters: 4 layers, hidden 256, 4 heads" in out
+    assert "peak" in out and "(in the " in out and "persistent" in out
+
+
+def test_a_parameter_count_picks_gpt3_proportions(capsys):
+    status, out, _ = run(capsys, "--params", "7e9", "--seq", "4096",
+                         "--precision", "bf16-mixed", "--checkpointing",
+                         "full", "--zero-stage", "3", "--ranks", "8")
+    assert status == 0
+    first = out.splitlines()[0]          # "N parameters: L layers, hidden H"
+    count = int(first.split()[0].replace(",", ""))
+    layers = int(first.split(": ")[1].split()[0])
+    assert f"{layers} layers, hidden {128 * layers}, {layers} heads" in first
+    assert abs(count - 7e9) / 7e9 < 0.1
+
+
+def test_a_budget_gives_the_largest_micro_batch(capsys):
+    status, out, _ = run(capsys, *SHAPE, "--budget", "2GiB")
+    assert status == 0
+    assert "budget 2.00 GiB: fits; largest micro-batch that fits: " in out
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--layers", "-3"], "positive whole number, not '-3'"),
+    (["--hidden", "lots"], "positive whole number, not 'lots'"),
+    (["--batch", "2.5"], "positive whole number, not '2.5'"),
+    (["--optimizer", "lion"], "choose from " + ", ".join(
+        repr(o) for o in OPTIMIZERS)),
+    (["--precision", "fp16"], "choose from " + ", ".join(
+        repr(p) for p in PRECISIONS)),
+    (["--zero-stage", "2"], "give --ranks 2 or more"),
+    (["--zero-stage", "5", "--ranks", "8"], "choose from 0, 1, 2, 3"),
+    (["--budget", "a lot"], "must be a size such as 80GiB"),
+    (["--budget", "-4GiB"], "must be a size such as 80GiB"),
+    (["--optimizer", "adafactor", "--implementation", "fused"],
+     "choose foreach or for-loop"),
+    (["--heads", "5"], "hidden must be a multiple of heads"),
+])
+def test_bad_input_gets_one_line_naming_the_choices_and_status_2(
+        capsys, args, words):
+    base = [a for a in SHAPE]
+    for flag in args[::2]:               # the bad value replaces the good
+        if flag in base:
+            i = base.index(flag)
+            del base[i:i + 2]
+    status, out, err = run(capsys, *base, *args)
+    assert status == 2 and not out
+    assert err.count("\n") == 1 and err.startswith("optimizer-memory: error:")
+    assert words in err
+    assert "Traceback" not in err
+
+
+def test_missing_shapes_are_named(capsys):
+    status, _, err = run(capsys, "--layers", "2")
+    assert status == 2 and "missing: --hidden, --heads" in err
+
+
+def test_python_dash_m_runs_the_command():
+    ok = subprocess.run([sys.executable, "-m", "snippets.memcalc", *SHAPE],
+                        cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and "peak" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "snippets.memcalc",
+                          "--optimizer", "lion"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "Traceback" not in bad.stderr
+
+
+def test_help_exits_cleanly(capsys):
+    status, out, _ = run(capsys, "--help")
+    assert status == 0 and "--optimizer" in out
