@@ -443,9 +443,9 @@ def test_the_drill_helpers():
 # ---- rehearsal checklist and reading list -----------------------------------------------------
 
 def test_every_checklist_line_links_to_its_proof():
-    lines = [line for line in _text("checklist.md").splitlines() if line.startswith("- [ ]")]
+    lines = [line for line in _text("checklist.md").splitlines() if line.startswith("- ☐ ")]
     text = _text("checklist.md")
-    items = re.split(r"^- \[ \] ", text, flags=re.MULTILINE)[1:]
+    items = re.split(r"^- ☐ ", text, flags=re.MULTILINE)[1:]
     assert len(items) == len(lines) >= 20
     for item in items:
         item = item.split("\n\n")[0].split("\n## ")[0]
@@ -462,8 +462,8 @@ PLAN_SOURCES = (
     "https://arxiv.org/abs/1711.05101",
     "https://www.lightly.ai/blog/which-optimizer-should-i-use-for-my-machine-learning-project",
 )
-CHAPTERS = ("memory.md", "sgd-momentum.md", "adam.md", "optimizer-step.md", "weight-decay.md",
-            "param-groups.md", "none-vs-zero-grads.md", "grad-accumulation.md", "checkpointing.md")
+KIT = {"cheat-sheet.md", "talk-tracks.md", "drills.md", "checklist.md", "reading-list.md"}
+PAPER = re.compile(r"https://(?:arxiv\.org/abs|proceedings\.mlr\.press|openreview\.net)[^)\s>]*")
 
 
 def test_the_reading_list_has_the_plans_sources_and_the_chapters_papers():
@@ -471,12 +471,46 @@ def test_the_reading_list_has_the_plans_sources_and_the_chapters_papers():
     for url in PLAN_SOURCES:
         assert f"]({url})" in text, f"missing from the reading list: {url}"
     cited = set()
-    for page in CHAPTERS:
-        sources = _text(page).split("## Sources", 1)[1]
-        cited |= set(re.findall(r"https://(?:arxiv\.org/abs|proceedings\.mlr\.press|openreview\.net)[^)\s>]*",
-                                sources))
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name not in KIT and "\n## Sources" in (text_of := page.read_text(encoding="utf-8")):
+            cited |= set(PAPER.findall(text_of.split("\n## Sources", 1)[1]))
     missing = sorted(url for url in cited if url not in text)
     assert not missing, f"papers the chapters cite, missing from the reading list: {missing}"
     entries = [e for e in re.split(r"^- ", text.split("## Sources")[0], flags=re.MULTILINE)[1:]]
     for entry in entries:
         assert LINK.search(entry), f"a reading-list entry names no chapter: {entry[:70]!r}"
+
+
+# ---- single-digit multipliers and answers, which the prose-number guard exempts ---------------
+
+def _spoken_phrases() -> dict[str, list[str]]:
+    """Phrases of the talk tracks and drills whose small numbers come from live optimizers."""
+    k = {name: state_tensors(name) for name in OPTIMIZERS}
+    sgd, momentum, adam = 2 + k["SGD"], 2 + k["SGD momentum"], 2 + k["Adam"]
+    held = {s: (s - 1) + 16 // s for s in (1, 2, 4, 8, 16)}
+    best = min(held, key=held.get)
+
+    def activations(b):
+        from examples.grad_accumulation import predicted_activation_bytes
+        return predicted_activation_bytes(2048, 8, 10, b)
+
+    return {
+        TRACKS: [f"{4 * k['SGD momentum']}P bytes in fp32, and a checkpoint",
+                 f"Persistent memory goes from {sgd}P to {momentum}P.",
+                 f"That is {k['Adam'] - k['SGD']}P more state than SGD: {adam}P persistent scalars against {sgd}P,",
+                 f"{4 * adam} bytes per fp32 parameter against {4 * sgd}, and {4 * (2 + k['Adam AMSGrad'])} with",
+                 # kept gradients: one fp32 element per parameter
+                 f"held, {torch.finfo(torch.float32).bits // 8}P bytes in fp32"],
+        DRILLS: [f"\\({4 * k['SGD']}\\), \\({4 * k['SGD momentum']}P\\) and \\({4 * k['AdamW']}P\\) bytes",
+                 f"\\(K = {smallest_k(32768, activations, 2**30)}\\), micro-batches of "
+                 f"{32768 // smallest_k(32768, activations, 2**30)}",
+                 f"\\(k = \\sqrt{{16}} = {best}\\)",
+                 f"layers unchecked: {held[best]} activations instead of {held[1]}"],
+    }
+
+
+@pytest.mark.parametrize("page", [TRACKS, DRILLS])
+def test_the_small_numbers_said_in_tracks_and_drills(page):
+    text = " ".join(_text(page).split())
+    for phrase in _spoken_phrases()[page]:
+        assert " ".join(phrase.split()) in text, f"{page}: expected {phrase!r}"
