@@ -169,11 +169,13 @@ def test_search_ranks_the_chapter_first_with_a_plain_preview(chromium, url, quer
     try:
         page.click("label.md-search__icon, .md-search__input", timeout=5000)
         # The search worker loads its index in the background: type again until it answers.
+        # The whole query at once (fill, not key by key), so no result of a partial query is read.
         for attempt in range(30):
             page.fill(".md-search__input", "")
-            page.type(".md-search__input", query)
+            page.fill(".md-search__input", query)
             try:
                 page.wait_for_selector(".md-search-result__item", timeout=1000)
+                page.wait_for_timeout(300)  # let the list settle on the full query's results
                 break
             except PlaywrightTimeout:
                 if attempt == 29:

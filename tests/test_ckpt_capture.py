@@ -181,17 +181,18 @@ def test_recompute_time_follows_the_flop_count(sweep):
 
 
 @pytest.mark.claim("Each strategy's extra time is within a tenth of a forward of the FLOP count, "
-                   "up to n/2 segments",
+                   "up to n/4 segments",
                    page="checkpointing.md#what-the-recompute-costs", capture="checkpointing")
-def test_uniform_recompute_follows_the_count_up_to_n_over_2_segments(sweep):
-    """Beyond that (n one-layer segments) the page states what the capture
-    measured and asserts nothing: the checkpoint calls' host-side bookkeeping
-    showed on one machine (an H100 run: +0.70 forwards) and not on another
-    (an H200 run: +0.08)."""
+def test_uniform_recompute_follows_the_count_up_to_n_over_4_segments(sweep):
+    """Beyond that (two- and one-layer segments) the page states what the
+    capture measured and asserts nothing: the checkpoint calls' host-side
+    bookkeeping showed on one machine (an H100 run: +0.70 forwards at n
+    segments) and not on another (an H200 run: +0.08), and two-layer segments
+    came to +0.20 over the count in one H200 run and under 0.1 in another."""
     n = sweep["uniform"]["model"]["layers"]
     u = {row["segments"]: row for row in rows(sweep, "uniform").values() if row["segments"]}
     for k, row in u.items():
-        if k <= n // 2:
+        if k <= n // 4:
             assert abs(row["recompute_forwards_measured"] - row["recompute_forwards_counted"]) < 0.1, k
     assert u[n]["recompute_forwards_counted"] == 0.0
 

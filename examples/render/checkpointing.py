@@ -369,6 +369,17 @@ def _extra_one_layer_segments(c: dict) -> str:
     return _extra_forwards("uniform", f"segments={n}")(c)
 
 
+def _extra_two_layer_segments(c: dict) -> str:
+    n = c["data"]["uniform"]["model"]["layers"]
+    return _extra_forwards("uniform", f"segments={n // 2}")(c)
+
+
+def _counted_two_layer_segments(c: dict) -> str:
+    n = c["data"]["uniform"]["model"]["layers"]
+    row = next(r for r in c["data"]["uniform"]["strategies"] if r["name"] == f"segments={n // 2}")
+    return f"{row['recompute_forwards_counted']:.2f}"
+
+
 VALUES = {
     **{f"{field}_{key}": _strategy_value(name, field)
        for key, name in (("none", "none"), ("one", "one checkpoint"),
@@ -382,6 +393,8 @@ VALUES = {
     "reduction_scratch": lambda c: (
         f"{c['data']['reduction_scratch_bytes'] / MiB:,.0f} MiB"),
     "extra_one_layer_segments": _extra_one_layer_segments,
+    "extra_two_layer_segments": _extra_two_layer_segments,
+    "counted_two_layer_segments": _counted_two_layer_segments,
     "extra_one_blocks": _extra_forwards("blocks", "one checkpoint"),
     "extra_per_block": _extra_forwards("blocks", "per block"),
     "extra_selective": _extra_forwards("blocks", "selective"),
