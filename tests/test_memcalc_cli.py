@@ -62,6 +62,8 @@ def test_a_budget_gives_the_largest_micro_batch(capsys):
     (["--optimizer", "adafactor", "--implementation", "fused"],
      "choose foreach or for-loop"),
     (["--heads", "5"], "hidden must be a multiple of heads"),
+    # a prefix of --micro-batches must not be taken for it (argparse's abbreviations are off)
+    (["--micro-batch", "8"], "unrecognized arguments: --micro-batch 8"),
 ])
 def test_bad_input_gets_one_line_naming_the_choices_and_status_2(
         capsys, args, words):
