@@ -19,4 +19,5 @@ EXAMPLES = (
     "activation_breakdown",
     "checkpoint_seed_demo",
     "checkpointing",
+    "zero_fsdp",
 )
