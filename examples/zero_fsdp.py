@@ -9,8 +9,9 @@ TORCH_SYMM_MEM_DISABLE_MULTICAST=1 in their environment. Each rank reads the
 caching allocator after wrapping, after the last step (parameters, gradients,
 state and communication buffers alive), between steps, and the last step's
 peak, all above the batch already on the GPU; and how much device memory
-lies outside the allocator (CUDA context, NCCL) before the first collective
-and at the end. Each rank records its GPU's name.
+lies outside the allocator (CUDA context, NCCL): before the process group
+exists, after its first collective, and at the end. Each rank records its
+GPU's name.
 
 On a CPU (smoke size) it runs two gloo processes on a tiny model: every
 allocator field is None there; the counted bytes are real.

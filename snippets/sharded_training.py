@@ -420,17 +420,19 @@ def _outside_allocator(device: torch.device) -> int | None:
     return total - free - torch.cuda.memory_reserved(device)
 
 
-def run_rank(rank: int, world_size: int, cfg: dict,
-             device: torch.device) -> dict:
-    """Everything one rank measures; the process group is already up."""
-    before = _outside_allocator(device)
-    dist.barrier()  # the first collective: NCCL sets up its communicator
+def run_rank(rank: int, world_size: int, cfg: dict, device: torch.device,
+             outside_before: int | None = None) -> dict:
+    """Everything one rank measures; the process group is already up.
+    outside_before: _outside_allocator() before the group was created."""
+    dist.barrier()  # a first collective: NCCL's communicator is set up
     result = {
         "rank": rank, "world_size": world_size,
         "backend": dist.get_backend(),
         "device": (torch.cuda.get_device_name(device)
                    if device.type == "cuda" else "cpu"),
-        "outside_allocator_before_first_collective_bytes": before,
+        "outside_allocator_before_process_group_bytes": outside_before,
+        "outside_allocator_after_first_collective_bytes":
+            _outside_allocator(device),
         "runs": [measure_run(setup, recipe, cfg, rank, world_size, device)
                  for setup, recipe in cfg["runs"]],
         "accumulation": [measure_accumulation(name, cfg, rank, world_size,
@@ -454,6 +456,7 @@ def _device(rank: int, backend: str) -> torch.device:
 def _run_and_save(rank: int, world_size: int, cfg: dict, backend: str,
                   out_dir: str, init_method: str) -> None:
     device = _device(rank, backend)
+    outside_before = _outside_allocator(device)  # the CUDA context alone
     dist.init_process_group(
         backend, init_method=init_method, rank=rank, world_size=world_size,
         **({"device_id": device} if backend == "nccl" else {}))
@@ -461,7 +464,7 @@ def _run_and_save(rank: int, world_size: int, cfg: dict, backend: str,
         with warnings.catch_warnings(record=True) as caught:
             if cfg.get("strict_warnings", True):
                 warnings.simplefilter("error")  # as under pytest
-            result = run_rank(rank, world_size, cfg, device)
+            result = run_rank(rank, world_size, cfg, device, outside_before)
         result["warnings"] = sorted({str(w.message) for w in caught})
         path = Path(out_dir) / f"rank{rank}.json"
         path.write_text(json.dumps(result, allow_nan=False))

@@ -15,6 +15,7 @@ Checked here, under torch 2.13 on the CPU:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -199,9 +200,30 @@ def test_the_renderer_draws_a_cpu_run(ranks):
     assert table.count("\n|") == 2 + len(CPU_CONFIG["runs"]) * N
     assert "| FSDP2 | 0 | 8,704 | 8,736 | — | — |" in table
     assert render.accumulation(capture).count("\n|") == 2 + len(ACCUMULATIONS)
-    check_chart(render.per_rank_figure(capture), "zero_fsdp/per_rank")
+    check_chart(render.per_rank_figure(capture), "zero_fsdp/per_rank_chart")
     assert render.VALUES["world_size"](capture) == "2"
     assert render.VALUES["no_sync_extra_peak"](capture) == "—"
+    one_rank = {**capture, "data": {**capture["data"], "world_size": 1}}
+    assert "World size 1: nothing is sharded" in render.per_rank(one_rank)
+
+
+def test_the_renderer_shows_allocator_readings_where_a_gpu_gave_them(ranks):
+    """A CPU run with made-up allocator readings (here only, never in a capture): every reading
+    reaches the table, the figure draws all four series, and the values are numbers."""
+    results, _ = ranks
+    data = copy.deepcopy(summarize(CPU_CONFIG, N, "gloo", results))
+    for rank in data["ranks"]:
+        rank["outside_allocator_before_process_group_bytes"] = 500 * 2**20
+        rank["outside_allocator_after_bytes"] = 800 * 2**20
+        for run in rank["runs"] + rank["accumulation"]:
+            run.update(allocated_after_step_bytes=1000, peak_allocated_bytes=2000)
+        rank["accumulation"][3]["peak_allocated_bytes"] = 2000 + 3 * 2**20
+    capture = {"name": "zero_fsdp", "size": "smoke", "data": data}
+    assert "| FSDP2 | 0 | 8,704 | 8,736 | 1,000 | 2,000 |" in render.per_rank(capture)
+    chart = render.per_rank_figure(capture)
+    assert len(chart.figure.axes[0].get_legend().get_texts()) == 4
+    assert render.VALUES["outside_allocator_growth"](capture) == "300.0 MiB"
+    assert render.VALUES["no_sync_extra_peak"](capture) == "3.0 MiB"
 
 
 @pytest.mark.claim("The same script runs under torchrun, one process per rank",

@@ -177,7 +177,7 @@ def per_rank_figure(capture: dict) -> Chart:
 
 def _nccl_bytes(capture: dict) -> int | None:
     grown = [r["outside_allocator_after_bytes"]
-             - r["outside_allocator_before_first_collective_bytes"]
+             - r["outside_allocator_before_process_group_bytes"]
              for r in capture["data"]["ranks"]
              if r["outside_allocator_after_bytes"] is not None]
     return max(grown) if grown else None
@@ -192,7 +192,7 @@ def _accumulation_peak_gap(capture: dict) -> int | None:
 
 
 TABLES = {"per_rank": per_rank, "accumulation": accumulation}
-FIGURES = {"per_rank": per_rank_figure}
+FIGURES = {"per_rank_chart": per_rank_figure}
 VALUES = {
     "world_size": lambda c: str(c["data"]["world_size"]),
     "outside_allocator_growth": lambda c: mib(_nccl_bytes(c)),
