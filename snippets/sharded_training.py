@@ -389,6 +389,38 @@ def measure_accumulation(name: str, cfg: dict, rank: int, world_size: int,
     return result
 
 
+def unsynced_gradients(cfg: dict, device: torch.device) -> dict:
+    """FSDP2 after one micro-batch with gradient sync off: the sharded
+    parameters have no gradient yet; the full-size gradient waits in
+    FSDP2's private per-parameter state (torch 2.13's layout; feature
+    detected, None where it differs)."""
+    model, _ = fsdp2(block_model(cfg["width"], cfg["depth"], device=device),
+                     cfg["lr"])
+    model.set_requires_gradient_sync(False)
+    x = torch.randn(cfg["local_batch"], cfg["width"], device=device)
+    model(x).sum().backward()
+    sharded = sum(local(p.grad).nbytes for p in model.parameters()
+                  if p.grad is not None)
+    unsharded, found = 0, False
+    for module in model.modules():
+        state = getattr(module, "_get_fsdp_state", lambda: None)()
+        groups = getattr(state, "_fsdp_param_groups", None)
+        if groups is None and state is not None:  # before the list
+            groups = [getattr(state, "_fsdp_param_group", None)]
+        for group in groups or []:
+            for param in getattr(group, "fsdp_params", None) or []:
+                found = True
+                grad = getattr(param, "unsharded_accumulated_grad", None)
+                if grad is None:
+                    full = getattr(param, "_unsharded_param", None)
+                    grad = getattr(full, "grad", None)
+                unsharded += 0 if grad is None else local(grad).nbytes
+    model.set_requires_gradient_sync(True)
+    # "nbytes", not "_bytes": a private layout may be missing (None)
+    return {"sharded_grads_nbytes": sharded,
+            "unsharded_grads_nbytes": unsharded if found else None}
+
+
 def prefetch_log(cfg: dict, device: torch.device) -> list[str]:
     """FSDP2's second step, as a sequence of all-gathers, reduce-scatters
     and the moments each unit's forward and backward run."""
@@ -439,6 +471,7 @@ def run_rank(rank: int, world_size: int, cfg: dict, device: torch.device,
                                               device)
                          for name in ACCUMULATIONS],
         "prefetch": prefetch_log(cfg, device),
+        "unsynced_gradients": unsynced_gradients(cfg, device),
     }
     result["outside_allocator_after_bytes"] = _outside_allocator(device)
     return result

@@ -174,6 +174,16 @@ def test_accumulation_communicates_once_per_effective_batch(ranks):
     assert no_sync["all-reduce"][1] == 4 * P  # the whole gradient, once
 
 
+@pytest.mark.claim("With gradient sync off, FSDP2 keeps full-size, unsharded gradients between "
+                   "micro-batches: P elements a rank instead of P/N", page="zero-fsdp.md#gradient-accumulation")
+def test_fsdp2_without_sync_holds_unsharded_gradients(ranks):
+    """Read from FSDP2's private per-parameter state (torch 2.13's layout)."""
+    results, _ = ranks
+    for rank in results:
+        assert rank["unsynced_gradients"] == {"sharded_grads_nbytes": 0,
+                                              "unsharded_grads_nbytes": 4 * P}
+
+
 @pytest.mark.claim("In backward, FSDP2 has gathered the next unit before the current unit's "
                    "backward runs: two units unsharded at once", page="zero-fsdp.md#what-pytorch-implements")
 def test_fsdp2_prefetches_the_next_unit_in_backward(ranks):
