@@ -294,14 +294,13 @@ def _reference(cfg: dict, X, Y, dtype, device, steps: int):
     """One process, the whole global batch: the parameters to match, and
     how far training moved them (what a tolerance is measured against)."""
     model = block_model(cfg["width"], cfg["depth"], dtype, device)
-    start = [p.detach().to("cpu", torch.float32, copy=True)
-             for p in model.parameters()]
+    start = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
     for _ in range(steps):
         train_step(model, optimizer, X, Y)
-    final = [p.detach().float().cpu() for p in model.parameters()]
-    moved = max((f - s).abs().max().item() for f, s in zip(final, start))
-    return final, moved
+    moved = max((p.detach() - s).float().abs().max().item()
+                for p, s in zip(model.parameters(), start))
+    return [p.detach().float().cpu() for p in model.parameters()], moved
 
 
 def _difference(model, reference: list) -> float:
@@ -555,8 +554,8 @@ def main(argv: list[str] | None = None) -> None:
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     args.out.mkdir(parents=True, exist_ok=True)
-    _run_and_save(rank, world_size, {**CPU_CONFIG, **args.config}, backend,
-                  str(args.out), "env://")
+    cfg = {**CPU_CONFIG, "strict_warnings": backend == "gloo", **args.config}
+    _run_and_save(rank, world_size, cfg, backend, str(args.out), "env://")
     _leave_now()
 
 
