@@ -21,4 +21,5 @@ EXAMPLES = (
     "checkpointing",
     "mixed_precision",
     "memory_calculator",
+    "zero_fsdp",
 )
