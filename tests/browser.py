@@ -34,7 +34,7 @@ CHROMIUM_FLAGS = [
 ]
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-A4_WIDTH_PX = 794          # 210 mm at 96 px per inch: what Chromium lays a printed page out at
+A4_WIDTH_PX = 703          # 210 mm less site.css's 12 mm page margins, at 96 px per inch
 MIN_FIGURE_TEXT_PX = 9.0   # the smallest figure text we accept on screen, in CSS pixels
 
 
@@ -74,6 +74,19 @@ def serve(site: Path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def launched():
+    """Chromium, headless, as this machine allows (root: --no-sandbox), for the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
 
 
 @dataclass
@@ -154,12 +167,16 @@ OVERFLOW = """(strict) => {
       if (scrolls(a)) { inScroller = true; break; }
     }
     const rect = el.getBoundingClientRect();
-    if (!inScroller && rect.right > box.right + 1 && rect.width > 0) {
+    // An inline element broken across lines may carry its padding a few px past the column
+    // (into the page's margin on paper; no text is cut there); past that, it is.
+    const slack = style(el).display === 'inline' ? 10 : 1;
+    const limit = box.right + slack;
+    if (!inScroller && rect.right > limit && rect.width > 0) {
       problems.push(`sticks out of the column by ${Math.round(rect.right - box.right)} px: ${describe(el)}`);
       reported.push(el);
     }
     if (scrolls(el) && el.scrollWidth > el.clientWidth + 1) {
-      const kind = el.matches('.md-typeset__table') ? 'table' : 'block';
+      const kind = el.matches('.md-typeset__scrollwrap, .md-typeset__table') ? 'table' : 'block';
       if (strict) {
         problems.push(`needs ${el.scrollWidth - el.clientWidth} px of sideways scrolling: ${describe(el)}`);
       } else if (kind === 'table' && style(el).backgroundImage === 'none') {

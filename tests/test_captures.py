@@ -8,7 +8,6 @@ still describe the code in the repository.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

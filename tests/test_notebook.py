@@ -23,7 +23,7 @@ import pytest
 from nbclient import NotebookClient
 
 from hooks.notebook import MAGIC, bundled_source, self_contained, snippet_imports
-from tests.sitebuild import ROOT, build
+from tests.sitebuild import ROOT
 from tests.test_pages import GPU_MODEL
 
 NOTEBOOK = ROOT / "docs" / "notebooks" / "week1.py"
@@ -179,11 +179,8 @@ class _Links(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    site_dir = tmp_path_factory.mktemp("notebook-site")
-    result = build(ROOT, site_dir)
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
-    return site_dir
+def site(built_site) -> Path:
+    return built_site
 
 
 def _download(site: Path) -> Path:

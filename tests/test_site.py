@@ -10,7 +10,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 from mkdocs.config import load_config
 
-from tests.sitebuild import ROOT, build
+from tests.sitebuild import ROOT
 
 pytestmark = pytest.mark.build
 
@@ -39,11 +39,8 @@ def _parse(page: Path) -> _Tags:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    site_dir = tmp_path_factory.mktemp("site")
-    result = build(ROOT, site_dir)
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
-    return site_dir
+def site(built_site) -> Path:
+    return built_site
 
 
 def _nav_pages() -> list[str]:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests import browser
-from tests.sitebuild import ROOT, build, copy_project
+from tests.sitebuild import ROOT
 from tests.test_study_kit import drills
 
 pytestmark = [pytest.mark.build, pytest.mark.browser]
@@ -56,36 +55,9 @@ needs_browser = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The site built with print-kit.css: the project itself once mkdocs.yml lists it, else a
-    copy whose mkdocs.yml does (test_the_print_stylesheet_is_registered reports the gap)."""
-    project = ROOT
-    if PRINT_KIT not in _extra_css(ROOT / "mkdocs.yml"):
-        project = copy_project(tmp_path_factory.mktemp("kit-project") / "project")
-        if not (project / "tests").exists():  # the ledger hook reads the tests' claim markers
-            shutil.copytree(ROOT / "tests", project / "tests",
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        config = project / "mkdocs.yml"
-        text = config.read_text(encoding="utf-8")
-        text, n = re.subn(r"^(\s*- assets/stylesheets/site\.css\n)", rf"\1  - {PRINT_KIT}\n", text,
-                          flags=re.MULTILINE)
-        assert n == 1, "mkdocs.yml lists no assets/stylesheets/site.css to add print-kit.css after"
-        config.write_text(text, encoding="utf-8")
-    site_dir = tmp_path_factory.mktemp("kit-site")
-    result = build(project, site_dir)
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
-    return site_dir
+def site(built_site) -> Path:
+    return built_site
 
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=browser.chromium_path(),
-                                              args=browser.CHROMIUM_FLAGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")

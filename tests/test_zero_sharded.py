@@ -23,7 +23,6 @@ import sys
 import time
 
 import pytest
-import torch
 import torch.distributed as dist
 
 from examples.render import zero_fsdp as render

@@ -20,11 +20,11 @@ from snippets.zero_formulas import RECIPES, zero_bytes_per_rank
 
 LABELS = {("ddp", "fp32"): "DDP + AdamW",
           ("ddp_bucket_view", "fp32"): "DDP, bucket view",
-          ("zero1", "fp32"): "ZeroRedundancyOptimizer",
+          ("zero1", "fp32"): "ZeroRedundancy\u00adOptimizer",
           ("fsdp2", "fp32"): "FSDP2",
           ("fsdp2", "mixed"): "FSDP2, bf16 compute",
           ("ddp", "bf16"): "DDP + AdamW, bf16",
-          ("zero1", "bf16"): "ZeroRedundancyOptimizer, bf16",
+          ("zero1", "bf16"): "ZeroRedundancy\u00adOptimizer, bf16",
           ("fsdp2", "bf16"): "FSDP2, bf16"}
 ACCUMULATION_LABELS = {
     "ddp_every_micro_batch": "DDP, no `no_sync`",
@@ -101,8 +101,9 @@ def per_rank(capture: dict) -> str:
              _in(capture, run["peak_allocated_bytes"])]
             for rank, run in _runs(capture)]
     table = markdown_table(
-        ["setup", "rank", f"formula ({unit})", f"tensors ({unit})",
-         f"after step ({unit})", f"peak ({unit})"], rows, "lrrrrr")
+        ["setup", "rank", "formula", "tensors", "after step", "peak"],
+        rows, "lrrrrr")
+    table = f"In {unit}, per rank.\n\n{table}"
     return f"{_note(capture)}\n\n{table}"
 
 
