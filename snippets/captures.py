@@ -1,14 +1,17 @@
-"""Captures: what an example measured on a GPU, stored as JSON with its provenance.
+"""Captures: what an example measured on a GPU, as JSON with its provenance.
 
 A capture is `docs/captures/<name>.json`:
 
-    {"name": ..., "size": "full", "data": {...what examples/<name>.py returned...},
-     "provenance": {"device": "cuda", "gpu": ..., "torch": ..., "cuda": ..., "python": ...,
-                    "date": ..., "wall_s": ..., "source_sha256": ..., "sources": [...]}}
+    {"name": ..., "size": "full",
+     "data": {...what examples/<name>.py returned...},
+     "provenance": {"device": "cuda", "gpu": ..., "torch": ..., "cuda": ...,
+                    "python": ..., "date": ..., "wall_s": ...,
+                    "source_sha256": ..., "sources": [...]}}
 
-`source_sha256` hashes the example's source and every module of this repository it imports
-(snippets.*, examples.*), found by reading the import statements, so a capture is stale as soon as
-the code that produced it changes. Pages read captures with `load_capture`; the site shows
+`source_sha256` hashes the example's source and every module of this
+repository it imports (snippets.*, examples.*), found by reading the import
+statements, so a capture is stale as soon as the code that produced it
+changes. Pages read captures with `load_capture`; the site shows
 `provenance_line` under every table and figure made from one.
 """
 
@@ -22,14 +25,19 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# OASM_CAPTURES_DIR points pages and the build at other captures (a smoke run, while an example
-# is being written): for development only, CI never sets it.
-CAPTURES_DIR = Path(os.environ.get("OASM_CAPTURES_DIR") or ROOT / "docs" / "captures")
+# OASM_CAPTURES_DIR points pages and the build at other captures (a smoke
+# run, while an example is being written): for development only, CI never
+# sets it.
+CAPTURES_DIR = Path(
+    os.environ.get("OASM_CAPTURES_DIR") or ROOT / "docs" / "captures"
+)
 LOCAL_PACKAGES = ("snippets", "examples")
 
 
 class CaptureError(Exception):
-    """A capture that is missing or unreadable; the message says which and what to run."""
+    """A capture that is missing or unreadable.
+
+    The message says which, and what to run."""
 
 
 def refresh_command(name: str) -> str:
@@ -42,25 +50,40 @@ def _module_path(module: str) -> Path | None:
         return None
     as_file = ROOT.joinpath(*parts).with_suffix(".py")
     as_package = ROOT.joinpath(*parts, "__init__.py")
-    return as_file if as_file.is_file() else as_package if as_package.is_file() else None
+    return (
+        as_file
+        if as_file.is_file()
+        else as_package
+        if as_package.is_file()
+        else None
+    )
 
 
 def _imported_modules(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in ast.walk(
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    ):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+        ):
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
 def source_files(name: str) -> list[Path]:
-    """examples/<name>.py and every local module it imports, transitively, sorted."""
+    """examples/<name>.py and every local module it imports, transitively,
+    sorted."""
     start = ROOT / "examples" / f"{name}.py"
     if not start.is_file():
-        raise CaptureError(f"no example named '{name}' (expected {start.relative_to(ROOT)})")
+        raise CaptureError(
+            f"no example named '{name}' (expected {start.relative_to(ROOT)})"
+        )
     seen, todo = {start}, [start]
     while todo:
         for module in _imported_modules(todo.pop()):
@@ -86,11 +109,16 @@ def capture_path(name: str, directory: Path | None = None) -> Path:
 def load_capture(name: str, directory: Path | None = None) -> dict:
     path = capture_path(name, directory)
     if not path.is_file():
-        raise CaptureError(f"capture '{name}' is missing ({path}); make it with: {refresh_command(name)}")
+        raise CaptureError(
+            f"capture '{name}' is missing ({path}); "
+            f"make it with: {refresh_command(name)}"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise CaptureError(f"capture '{name}' is not valid JSON ({path}: {error})") from None
+        raise CaptureError(
+            f"capture '{name}' is not valid JSON ({path}: {error})"
+        ) from None
 
 
 def write_capture(capture: dict, directory: Path) -> Path:
@@ -98,7 +126,9 @@ def write_capture(capture: dict, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = capture_path(capture["name"], directory)
     text = json.dumps(capture, indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{capture['name']}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{capture['name']}.", suffix=".tmp", dir=directory
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -110,8 +140,16 @@ def write_capture(capture: dict, directory: Path) -> Path:
 
 
 def provenance_line(capture: dict) -> str:
-    """'NVIDIA H100 80GB HBM3 · torch 2.11.0+cu130 · CUDA 13.0 · 2026-11-26' (or the CPU's equivalent)."""
+    """'<GPU> · torch 2.11.0+cu130 · CUDA 13.0 · 2026-11-26 · full size · run
+    5.6 s' (or the CPU's equivalent)."""
     p = capture["provenance"]
-    where = p["gpu"] if p["device"] == "cuda" else f"CPU ({p['device']}), not a GPU"
+    where = (
+        p["gpu"]
+        if p["device"] == "cuda"
+        else f"CPU ({p['device']}), not a GPU"
+    )
     cuda = f" · CUDA {p['cuda']}" if p.get("cuda") else ""
-    return f"{where} · torch {p['torch']}{cuda} · {p['date'][:10]} · {capture['size']} size · run {p['wall_s']:.1f} s"
+    return (
+        f"{where} · torch {p['torch']}{cuda} · {p['date'][:10]} · "
+        f"{capture['size']} size · run {p['wall_s']:.1f} s"
+    )

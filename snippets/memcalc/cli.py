@@ -68,8 +68,9 @@ def size(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    # allow_abbrev=False: "--micro-batch 8" must not silently mean --micro-batches.
-    p = _Parser(prog=PROG, description=__doc__.splitlines()[0], allow_abbrev=False,
+    # allow_abbrev=False: "--micro-batch 8" must not mean --micro-batches.
+    p = _Parser(prog=PROG, description=__doc__.splitlines()[0],
+                allow_abbrev=False,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     shape = p.add_argument_group("model (give --params or the shapes)")
     shape.add_argument("--params", type=size, metavar="N",
