@@ -15,7 +15,9 @@ on a page.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -155,6 +157,18 @@ def _worker(rank: int, world_size: int, port: int, K: int, local_batch: int,
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
+    leave_without_teardown()
+
+
+def leave_without_teardown() -> None:
+    """End a spawned rank once its results are on disk and its process group
+    is destroyed, skipping the interpreter's teardown: on torch 2.13 over
+    gloo that teardown aborts now and then ("terminate called without an
+    active exception", SIGABRT), as C++ threads of the process group outlive
+    the interpreter (pytorch PR 179291 describes it)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def _spawn(worker, world_size: int, *args) -> list[dict]:

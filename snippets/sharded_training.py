@@ -24,7 +24,6 @@ import contextlib
 import gc
 import json
 import os
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -39,7 +38,11 @@ from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 from snippets.cuda_memory import MemoryMeter
-from snippets.ddp_no_sync import ddp_accumulate_gradients, free_port
+from snippets.ddp_no_sync import (
+    ddp_accumulate_gradients,
+    free_port,
+    leave_without_teardown,
+)
 
 with warnings.catch_warnings():
     # torch.distributed.optim's own modules still use torch.jit.script and
@@ -505,23 +508,11 @@ def _run_and_save(rank: int, world_size: int, cfg: dict, backend: str,
         dist.destroy_process_group()
 
 
-def _leave_now() -> None:
-    """End this rank's process without the interpreter's teardown. Its
-    results are on disk and its process group is destroyed, yet on torch
-    2.13 over gloo the teardown still aborts now and then ("terminate
-    called without an active exception", SIGABRT): C++ threads of the
-    process group outlive the interpreter (pytorch PR 179291 describes
-    it). Flushing and os._exit(0) skip that teardown."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(0)
-
-
 def _spawned(rank: int, world_size: int, port: int, cfg: dict, backend: str,
              out_dir: str) -> None:
     _run_and_save(rank, world_size, cfg, backend, out_dir,
                   f"tcp://127.0.0.1:{port}")
-    _leave_now()
+    leave_without_teardown()
 
 
 def spawn(world_size: int, cfg: dict, backend: str = "gloo") -> list[dict]:
@@ -556,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = {**CPU_CONFIG, "strict_warnings": backend == "gloo", **args.config}
     _run_and_save(rank, world_size, cfg, backend, str(args.out), "env://")
-    _leave_now()
+    leave_without_teardown()
 
 
 if __name__ == "__main__":
