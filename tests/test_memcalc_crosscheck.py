@@ -37,3 +37,15 @@ def test_the_calculator_predicts_fp32_adamw_state_measured_in_chapter_7():
     rows, params = _chapter_7()
     row = next(r for r in rows if r["optimizer"] == "AdamW" and r["recipe"] == "fp32")
     assert state_bytes("adamw", "fused", params) == row["state_bytes"]
+
+
+@pytest.mark.claim("The memory calculator predicts chapter 7's measured peaks within 5 % for every "
+                   "recipe and optimizer it models",
+                   page="mixed-precision.md#measured-on-the-gpu", capture="mixed_precision")
+def test_the_calculator_predicts_chapter_7s_peaks_within_five_percent():
+    from examples.render.mixed_precision import calculator_predictions
+
+    predictions = calculator_predictions(load_capture("mixed_precision"))
+    assert len(predictions) >= 6
+    worst = max(predictions, key=lambda p: abs(p["error"]))
+    assert abs(worst["error"]) <= 0.05, (worst["row"]["recipe"], worst["row"]["optimizer"], worst["error"])

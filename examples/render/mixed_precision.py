@@ -127,5 +127,59 @@ VALUES = {
     "quantiser_differ": _quantiser,
     "bitsandbytes": lambda c: c["data"]["bitsandbytes"] or "—",
 }
-TABLES = {"recipes": recipes}
+# The memory calculator (snippets/memcalc) beside the measurement: chapter 7's
+# recipes and optimizers in the calculator's names (the rows it models).
+CALCULATOR_PRECISION = {"fp32": "fp32", "autocast bf16": "bf16-autocast",
+                        "bf16 + fp32 master": "bf16-mixed",
+                        "pure bf16": "bf16"}
+CALCULATOR_OPTIMIZER = {"AdamW": ("adamw", "fused"),
+                        "Adafactor": ("adafactor", "foreach"),
+                        "Muon": ("muon", "fused"),
+                        "Adam8bit": ("adam8bit", "foreach")}
+
+
+def calculator_predictions(capture: dict) -> list[dict]:
+    """The calculator's peak for every row it models, traced on the CPU."""
+    import torch
+    import torch.nn.functional as F
+
+    from examples.mixed_precision import TokenMLP
+    from snippets.memcalc import estimate
+
+    m = capture["data"]["model"]
+
+    def build():
+        return TokenMLP(m["vocab"], m["width"], m["layers"])
+
+    def loss_fn(model):
+        device = next(model.parameters()).device
+        shape = (m["batch"], m["seq"])
+        tokens = torch.randint(0, m["vocab"], shape, device=device)
+        targets = torch.randint(0, m["vocab"], shape, device=device)
+        logits = model(tokens).float()
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    out = []
+    for r in _rows(capture):
+        if (r["recipe"] not in CALCULATOR_PRECISION
+                or r["optimizer"] not in CALCULATOR_OPTIMIZER):
+            continue
+        optimizer, implementation = CALCULATOR_OPTIMIZER[r["optimizer"]]
+        e = estimate(build, loss_fn, optimizer=optimizer,
+                     implementation=implementation,
+                     precision=CALCULATOR_PRECISION[r["recipe"]])
+        out.append({"row": r, "predicted": e.peak, "phase": e.phase,
+                    "error": (e.peak - r["peak_bytes"]) / r["peak_bytes"]})
+    return out
+
+
+def calculator(capture: dict) -> str:
+    rows = [[r["row"]["recipe"], _optimizer(r["row"]), _mib(r["row"]["peak_bytes"]),
+             _mib(r["predicted"]), f"{r['error']:+.1%}"]
+            for r in calculator_predictions(capture)]
+    return markdown_table(["recipe", "optimizer", "peak, measured (MiB)",
+                           "predicted (MiB)", "error"], rows, "llrrr")
+
+
+TABLES = {"recipes": recipes, "calculator": calculator}
 FIGURES = {"memory": memory_chart}
