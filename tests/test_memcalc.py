@@ -76,6 +76,8 @@ STEPPED = [(name, impl) for name in opt.OPTIMIZERS if name != "adam8bit"
            if impl != "fused" or name in opt.FUSED + ("muon",)]
 
 
+@pytest.mark.claim("The optimizer step's temporaries are predicted exactly, per optimizer, implementation and dtype",
+                   page="memory-calculator.md#what-decides-the-peak")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("name,impl", STEPPED)
 def test_step_temporaries_replay_a_real_step_exactly(name, impl, dtype):
@@ -95,6 +97,8 @@ def test_step_temporaries_replay_a_real_step_exactly(name, impl, dtype):
     assert opt.step_peak_extra(name, impl, specs) == live.peak
 
 
+@pytest.mark.claim("Optimizer state is predicted as the bytes optimizer.state holds",
+                   page="memory-calculator.md#what-decides-the-peak")
 @pytest.mark.parametrize("name,impl", STEPPED)
 def test_state_bytes_are_what_optimizer_state_holds(name, impl):
     params = [torch.randn(s, requires_grad=True) for s in SHAPES
@@ -112,6 +116,8 @@ def test_state_bytes_are_what_optimizer_state_holds(name, impl):
     assert opt.state_bytes(name, impl, specs) == held
 
 
+@pytest.mark.claim("8-bit Adam keeps uint8 moments with one fp32 scale per block, fp32 for small tensors",
+                   page="memory-calculator.md#the-api")
 def test_8bit_adam_keeps_block_scales_and_32_bit_small_tensors():
     big, small = opt.Param((4096,), 4), opt.Param((4095,), 4)
     assert opt.state_tensors("adam8bit", "fused", big) == [4096, 4096,
@@ -185,6 +191,8 @@ def test_checkpointing_and_attention_change_activations_as_they_should():
     assert peaks["sdpa", "none"] < peaks["eager", "none"]
 
 
+@pytest.mark.claim("The attention kernel CUDA would run is chosen by dtype and head layout",
+                   page="memory-calculator.md#what-decides-the-peak")
 def test_cuda_picks_the_attention_kernel_by_dtype_and_heads():
     assert sdpa_backend(torch.float32, 12, 12, 64) == "efficient"
     assert sdpa_backend(torch.float32, 12, 4, 64) == "math"
@@ -197,6 +205,8 @@ def test_cuda_picks_the_attention_kernel_by_dtype_and_heads():
         "cudnn": 2}
 
 
+@pytest.mark.claim("Autocast keeps one bf16 copy of each weight between forward and backward",
+                   page="memory-calculator.md#what-decides-the-peak")
 def test_autocast_keeps_one_bf16_copy_of_each_weight_for_backward():
     build, loss_fn = gpt_case(**SMALL, batch=8)
     traced = estimate(build, loss_fn, precision="bf16-autocast")
@@ -209,6 +219,8 @@ def test_autocast_keeps_one_bf16_copy_of_each_weight_for_backward():
     assert estimate(build, loss_fn).breakdown["weight_copies"] == 0
 
 
+@pytest.mark.claim("ZeRO stages 1, 2 and 3 shard state, then gradients, then parameters",
+                   page="memory-calculator.md#the-api")
 def test_zero_stages_shard_one_family_after_another():
     build, loss_fn = mlp_case()
     base = estimate(build, loss_fn)
@@ -227,6 +239,8 @@ def test_bad_options_are_refused_with_the_choices():
         estimate(build, loss_fn, optimizer="lion")
 
 
+@pytest.mark.claim("Every supported optimizer is estimated, Adafactor included, without a data-dependent failure",
+                   page="memory-calculator.md#the-api")
 def test_every_supported_optimizer_is_estimated():
     build, loss_fn = gpt_case(**SMALL, batch=2)
     for name, impl in STEPPED + [("adam8bit", "fused")]:
@@ -234,6 +248,8 @@ def test_every_supported_optimizer_is_estimated():
                         implementation=impl).peak > 0
 
 
+@pytest.mark.claim("The largest micro-batch found fits the budget and one more does not",
+                   page="memory-calculator.md#the-api")
 def test_the_largest_micro_batch_fits_and_one_more_does_not():
     build, _ = gpt_case(**SMALL)
 
@@ -264,6 +280,8 @@ GRID = list(itertools.product(
 
 @pytest.mark.parametrize("vocab,seq,hidden", [(4096, 256, 256),
                                               (512, 256, 256)])
+@pytest.mark.claim("The command's closed form follows the traced estimate",
+                   page="memory-calculator.md#the-command")
 def test_the_closed_form_follows_the_trace(vocab, seq, hidden):
     """Within 0.1 % where the logits decide the peak (fused attention, a
     real vocabulary), within 3 % anywhere on the grid."""

@@ -65,6 +65,8 @@ def test_a_budget_gives_the_largest_micro_batch(capsys):
     # a prefix of --micro-batches must not be taken for it (argparse's abbreviations are off)
     (["--micro-batch", "8"], "unrecognized arguments: --micro-batch 8"),
 ])
+@pytest.mark.claim("Bad input to the command gets one line naming the valid choices and exit status 2",
+                   page="memory-calculator.md#the-command")
 def test_bad_input_gets_one_line_naming_the_choices_and_status_2(
         capsys, args, words):
     base = [a for a in SHAPE]

@@ -51,6 +51,8 @@ def test_the_golden_file_covers_every_option():
     assert sum("budget" in c for c in cases) >= 30
 
 
+@pytest.mark.claim("The in-page calculator gives the command's bytes on every golden case",
+                   page="memory-calculator.md#the-calculator")
 def test_the_javascript_gives_the_same_bytes_on_every_case():
     result = subprocess.run([node(), str(ROOT / "tests" /
                                          "memcalc_golden.js")],
