@@ -128,3 +128,22 @@ def test_search_previews_carry_no_raw_latex_and_no_code_listings(site):
     assert not doctests, f"doctest listings in the search index: {doctests[:5]}"
     boosted = {d["location"].split("#")[0] for d in docs if d.get("boost")}
     assert "weight-decay/" in boosted and "index.html" not in boosted and "" not in boosted
+
+
+@pytest.mark.claim("Every page carries a footer with the torch of the test run and the commit; a page "
+                   "that shows captures adds their provenance", page="measured.md#the-captures")
+def test_every_page_has_the_provenance_footer(site):
+    import torch
+
+    missing, uncaptured = [], []
+    for src in _nav_pages():
+        html = (site / _html_for(src)).read_text(encoding="utf-8")
+        footer = re.search(r'<footer class="page-provenance".*?</footer>', html, re.S)
+        if not footer or f"Tested with torch {torch.__version__}" not in footer[0] or "commit" not in footer[0]:
+            missing.append(src)
+            continue
+        shows_captures = "capture:" in (ROOT / "docs" / src).read_text(encoding="utf-8") if src.endswith(".md") else False
+        if shows_captures and "Capture <code>" not in footer[0]:
+            uncaptured.append(src)
+    assert not missing, f"pages without the provenance footer: {missing}"
+    assert not uncaptured, f"pages that show captures but do not name them in the footer: {uncaptured}"
