@@ -153,6 +153,8 @@ def _folded(lines: list[str]) -> list[bool]:
 
 
 def main_path_words(text: str) -> int:
+    # HTML comments are not read: blank them, keeping the lines (folds are found by indentation)
+    text = re.sub(r"<!--.*?-->", lambda m: "\n" * m[0].count("\n"), text, flags=re.S)
     lines = text.split("\n")
     words = 0
     for line, folded in zip(lines, _folded(lines)):
