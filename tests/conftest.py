@@ -14,7 +14,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def built_site(tmp_path_factory):
+def site(tmp_path_factory):
     """The site, built once per test run with `mkdocs build --strict` (read-only for the tests)."""
     from tests.sitebuild import ROOT, build
 
@@ -31,3 +31,12 @@ def chromium():
 
     with browser.launched() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def url(site):
+    """The built site served on 127.0.0.1 for the whole run: its base URL."""
+    from tests import browser
+
+    with browser.serve(site) as base:
+        yield base

@@ -45,18 +45,6 @@ CHAPTERS = [p for p in PAGES if p and CHAPTER.match((ROOT / "docs" / f"{p.rstrip
                                                      if (ROOT / "docs" / f"{p.rstrip('/')}.md").is_file() else "")]
 
 
-@pytest.fixture(scope="module")
-def site(built_site) -> Path:
-    return built_site
-
-
-
-@pytest.fixture(scope="module")
-def url(site):
-    with browser.serve(site) as base:
-        yield base
-
-
 @pytest.mark.parametrize("viewport", [browser.LAPTOP, browser.PHONE], ids=["1280", "390"])
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p or "index")
 def test_page_in_the_browser(chromium, site, url, path, viewport):

@@ -178,11 +178,6 @@ class _Links(HTMLParser):
                 self.downloads.append(attributes["href"])
 
 
-@pytest.fixture(scope="module")
-def site(built_site) -> Path:
-    return built_site
-
-
 def _download(site: Path) -> Path:
     page = site / PAGE
     assert page.is_file(), f"no notebook page at {PAGE}"

@@ -38,11 +38,6 @@ def _parse(page: Path) -> _Tags:
     return tags
 
 
-@pytest.fixture(scope="module")
-def site(built_site) -> Path:
-    return built_site
-
-
 def _nav_pages() -> list[str]:
     config = load_config(str(ROOT / "mkdocs.yml"))
     pages: list[str] = []

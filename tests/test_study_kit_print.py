@@ -54,18 +54,6 @@ if REASON and os.environ.get("CI") == "true":
 needs_browser = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
-@pytest.fixture(scope="module")
-def site(built_site) -> Path:
-    return built_site
-
-
-
-@pytest.fixture(scope="module")
-def url(site):
-    with browser.serve(site) as base:
-        yield base
-
-
 def _printed(chromium, url: str, path: str, paper: str) -> tuple[int, str, list[str]]:
     """(pages, text, clipping problems) of `path` printed on `paper`."""
     from pypdf import PdfReader
