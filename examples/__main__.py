@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from examples import EXAMPLES
-from snippets.captures import CAPTURES_DIR, ROOT, source_files, source_sha256, write_capture
+from examples import AWAITING_CAPTURE, EXAMPLES
+from snippets.captures import CAPTURES_DIR, ROOT, source_digests, source_files, source_sha256, write_capture
 
 SMOKE_DIR = ROOT / ".captures-smoke"
 
@@ -60,7 +60,7 @@ def _resolve(args: argparse.Namespace) -> tuple[list[str], torch.device, str, Pa
     return names, device, size, out
 
 
-def _provenance(name: str, device: torch.device, wall_s: float, sha: str) -> dict:
+def _provenance(name: str, device: torch.device, wall_s: float, sha: str, digests: dict) -> dict:
     cuda = device.type == "cuda"
     return {
         "device": device.type,
@@ -72,25 +72,27 @@ def _provenance(name: str, device: torch.device, wall_s: float, sha: str) -> dic
         "wall_s": round(wall_s, 2),
         "source_sha256": sha,
         "sources": [p.relative_to(ROOT).as_posix() for p in source_files(name)],
+        "source_digests": digests,
     }
 
 
 def run_one(name: str, device: torch.device, size: str) -> tuple[dict, float]:
     """Run examples.<name> and wrap its data as a capture (not yet written)."""
-    sha = source_sha256(name)  # hash what is about to run, before it runs
+    sha, digests = source_sha256(name), source_digests(name)  # what is about to run, before it runs
     module = importlib.import_module(f"examples.{name}")
     start = time.perf_counter()
     data = module.run(device, size)
     wall_s = time.perf_counter() - start
     json.dumps(data, allow_nan=False)  # plain data only: fail here, not in a half-written file
-    return {"name": name, "size": size, "data": data, "provenance": _provenance(name, device, wall_s, sha)}, wall_s
+    return {"name": name, "size": size, "data": data, "provenance": _provenance(name, device, wall_s, sha, digests)}, wall_s
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(sys.argv[1:] if argv is None else argv)
         if args.list:
-            print("\n".join(EXAMPLES))
+            print("\n".join(f"{n}  (awaiting its first GPU capture: {AWAITING_CAPTURE[n]})"
+                            if n in AWAITING_CAPTURE else n for n in EXAMPLES))
             return 0
         names, device, size, out = _resolve(args)
     except UsageError as error:

@@ -79,4 +79,4 @@ def test_list_names_every_example():
     result = _run_cli("--list")
     assert result.returncode == 0
     from examples import EXAMPLES
-    assert result.stdout.split() == list(EXAMPLES)
+    assert [line.split()[0] for line in result.stdout.splitlines()] == list(EXAMPLES)
