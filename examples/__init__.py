@@ -37,3 +37,9 @@ PREDICTION_SOURCES: dict[str, tuple[str, ...]] = {
 # the reason. The tests skip their capture checks (saying why) and still run them at smoke size;
 # no page may show a number from one. Remove the entry with the capture's commit.
 AWAITING_CAPTURE: dict[str, str] = {}
+
+# Optional packages an example needs on the GPU, with the one line that says how to get them. The
+# runner checks them before it starts the example, so a missing one is reported at once.
+REQUIREMENTS: dict[str, dict[str, str]] = {
+    "mixed_precision": {"bitsandbytes": 'pip install -e ".[gpu]"  (8-bit Adam)'},
+}

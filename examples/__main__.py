@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import importlib.util
 import json
 import platform
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from examples import AWAITING_CAPTURE, EXAMPLES
+from examples import AWAITING_CAPTURE, EXAMPLES, REQUIREMENTS
 from snippets.captures import CAPTURES_DIR, ROOT, source_digests, source_files, source_sha256, write_capture
 
 SMOKE_DIR = ROOT / ".captures-smoke"
@@ -76,8 +77,21 @@ def _provenance(name: str, device: torch.device, wall_s: float, sha: str, digest
     }
 
 
+class MissingRequirement(Exception):
+    """An optional package the example needs on the GPU is not installed: the message says which."""
+
+
+def check_requirements(name: str, device: torch.device) -> None:
+    if device.type != "cuda":
+        return   # on a CPU the examples run without their optional packages
+    for module, how in REQUIREMENTS.get(name, {}).items():
+        if importlib.util.find_spec(module) is None:
+            raise MissingRequirement(f"{name} needs {module} on a GPU; install it: {how}")
+
+
 def run_one(name: str, device: torch.device, size: str) -> tuple[dict, float]:
     """Run examples.<name> and wrap its data as a capture (not yet written)."""
+    check_requirements(name, device)
     sha, digests = source_sha256(name), source_digests(name)  # what is about to run, before it runs
     module = importlib.import_module(f"examples.{name}")
     start = time.perf_counter()
@@ -110,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # one example failing must not stop or erase the others
             failed.append(name)
             message = str(error).splitlines()[0] if str(error) else ""
-            print(f"FAILED after {time.perf_counter() - start:.1f} s: {type(error).__name__}: {message}", flush=True)
+            kind = "" if isinstance(error, MissingRequirement) else f"{type(error).__name__}: "
+            print(f"FAILED after {time.perf_counter() - start:.1f} s: {kind}{message}", flush=True)
             if args.traceback:
                 traceback.print_exc()
             continue
