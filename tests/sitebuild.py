@@ -30,9 +30,10 @@ def build(project: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
     else:
         command = [sys.executable, "-m", "mkdocs"]
         env["PYTHONPATH"] = str(project)
+        env["OASM_NOTEBOOK_EXECUTE"] = "false"   # a throwaway copy: its notebook's outputs are not read
     return subprocess.run(
         command + ["build", "--strict", "--config-file", str(project / "mkdocs.yml"), "--site-dir", str(site_dir)],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )
 
 
