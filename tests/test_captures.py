@@ -98,11 +98,50 @@ def test_renderer_draws_every_table_and_figure(name):
 
 
 def check_chart(chart, where: str) -> None:
-    """A figure with data, alt text and a caption, whose every text is at least the site's size."""
+    """A figure with data, alt text and a caption, whose every text is at least the site's size
+    and lies inside the figure (a legend wider than the figure is cut off in the SVG)."""
     assert isinstance(chart, Chart), f"{where}: FIGURES must return examples.render.Chart"
     assert any(ax.has_data() for ax in chart.figure.axes), f"{where}: an empty figure"
     sizes = [float(s) for s in re.findall(r"font-size: ([0-9.]+)px", svg(chart.figure))]
     assert sizes and min(sizes) >= FONT_SIZE_PT, f"{where}: text at {min(sizes)} pt; at least {FONT_SIZE_PT}"
+    outside = text_outside_the_figure(chart.figure)
+    assert not outside, f"{where}: text runs past the figure's box: {outside}"
+
+
+def text_outside_the_figure(fig, slack_px: float = 1.0) -> list[str]:
+    """What of a drawn figure leaves the figure's box: an axes with its ticks, labels and texts,
+    a legend, or a figure-level text (the SVG cuts them off at the box)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer, box = canvas.get_renderer(), fig.bbox
+    parts = [(f"axes {i + 1} (its ticks, labels or texts)", ax.get_tightbbox(renderer))
+             for i, ax in enumerate(fig.axes) if ax.get_visible()]
+    parts += [(f"legend {[t.get_text()[:30] for t in legend.get_texts()]}", legend.get_window_extent(renderer))
+              for legend in fig.legends]
+    parts += [(repr(t.get_text()[:40]), t.get_window_extent(renderer)) for t in fig.texts
+              if t.get_visible() and t.get_text().strip()]
+    outside = []
+    for what, extent in parts:
+        over = max(box.x0 - extent.x0, extent.x1 - box.x1, box.y0 - extent.y0, extent.y1 - box.y1)
+        if over > slack_px:
+            outside.append(f"{what} by {over:.0f} px")
+    return outside
+
+
+def test_text_past_the_figures_box_is_caught():
+    from examples.render import figure
+
+    fig, ax = figure(width=3, height=2)
+    ax.plot([0, 1], [0, 1], label="a legend entry far too long to fit a three-inch figure, in three columns")
+    ax.plot([0, 1], [1, 0], label="another entry")
+    fig.legend(loc="outside lower center", ncols=3)
+    assert text_outside_the_figure(fig)
+    fig, ax = figure(width=3, height=2)
+    ax.plot([0, 1], [0, 1], label="short")
+    ax.legend()
+    assert text_outside_the_figure(fig) == []
 
 
 def test_page_figures_draw():
