@@ -194,3 +194,15 @@ def test_mkdocs_serve_typed_in_the_venv_serves_the_site(site, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_home_comes_first_and_the_evening_pages_right_after(site):
+    """Home has no "Previous" page; its "Next" is the first page of "Before the meeting"."""
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    first, second = config["nav"][:2]
+    assert first == {"Home": "index.md"}, first
+    assert list(second) == ["Before the meeting"], second
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert "md-footer__link--prev" not in home, "Home shows a Previous link"
+    nxt = re.search(r'<a href="([^"]+)" class="md-footer__link md-footer__link--next"', home)
+    assert nxt and nxt[1].rstrip("/").endswith("cheat-sheet"), nxt and nxt[1]
