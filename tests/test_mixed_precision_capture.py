@@ -137,7 +137,8 @@ def test_the_fp32_row_ran_with_tf32_off():
 
 
 @pytest.mark.claim("The capture ran bitsandbytes 0.50.2, whose 8-bit Adam keeps "
-                   "one absmax per 256 values (the paper: 2048)",
+                   "one absmax per 256 values (the paper and bitsandbytes "
+                   "before 0.44: 2048)",
                    page="mixed-precision.md#smaller-optimizer-states")
 def test_the_capture_ran_the_bitsandbytes_the_page_cites(capture, rows):
     from snippets.quantized_state import BLOCK
