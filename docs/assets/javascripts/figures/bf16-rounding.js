@@ -146,7 +146,7 @@
       add("; its bf16 neighbours lie ", "spacing");
       add(" apart, so rounding to nearest drops any update below half of that. The update in fp32: ", "update");
       add(".");
-      kit.table(f.readout, ["stored as", "weight after N", "arrived"], ROUNDINGS.map(function (r) {
+      kit.table(f.readout, ["stored as", "weight after N", "share of N\u00b7u arrived"], ROUNDINGS.map(function (r) {
         return [NAMES[r], { key: r + ".weight", value: out[r].weight, digits: 8 },
           { key: r + ".arrived", value: out[r].arrived }];
       }));

@@ -167,7 +167,7 @@
    * marker: x, logY (y values are log10; ticks read 1e-3), height}. */
   function chart(parent, o) {
     var W = Math.max(240, Math.floor(parent.clientWidth || 560));
-    var H = o.height || 230, L = 50, R = 12, T = 10, B = 38;
+    var H = o.height || 240, L = 50, R = 12, T = 24, B = 38;
     var svg = el("svg:svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H,
       role: "img", "aria-label": o.label, "class": "ifig-chart" });
     var x0 = o.x[0], x1 = o.x[1], y0 = o.y[0], y1 = o.y[1];
@@ -178,15 +178,15 @@
       if (o.logY && v !== Math.round(v)) return;
       svg.appendChild(el("svg:line", { x1: L, x2: W - R, y1: sy(v), y2: sy(v), "class": "ifig-grid" }));
       svg.appendChild(el("svg:text", { x: L - 6, y: sy(v) + 4, "text-anchor": "end" },
-        o.logY ? "1e" + v : fmt(v, 3)));
+        fmt(o.logY ? Math.pow(10, v) : v, 3)));
     });
-    ticks(x0, x1, Math.max(3, Math.floor(W / 90))).forEach(function (v) {
+    ticks(x0, x1, Math.max(4, Math.floor(W / 70))).forEach(function (v) {
       svg.appendChild(el("svg:line", { x1: sx(v), x2: sx(v), y1: H - B, y2: H - B + 4, "class": "ifig-axis" }));
       svg.appendChild(el("svg:text", { x: sx(v), y: H - B + 16, "text-anchor": "middle" }, fmt(v, 3)));
     });
     svg.appendChild(el("svg:line", { x1: L, x2: W - R, y1: H - B, y2: H - B, "class": "ifig-axis" }));
     svg.appendChild(el("svg:text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" }, o.xTitle));
-    svg.appendChild(el("svg:text", { x: L, y: T + 2, "class": "ifig-ytitle" }, o.yTitle));
+    svg.appendChild(el("svg:text", { x: 4, y: 14, "class": "ifig-ytitle" }, o.yTitle));
     (o.lines || []).forEach(function (h) {
       svg.appendChild(el("svg:line", { x1: L, x2: W - R, y1: sy(h.y), y2: sy(h.y), "class": "ifig-ref" }));
       svg.appendChild(el("svg:text", { x: W - R, y: sy(h.y) - 5, "text-anchor": "end", "class": "ifig-reftext" }, h.text));
@@ -209,8 +209,8 @@
   function legend(parent, items) {  // items: [[cls, text, dashed]]
     var ul = el("ul", { "class": "ifig-legend" });
     items.forEach(function (i) {
-      var li = ul.appendChild(el("li", { "class": i[0] }));
-      li.appendChild(el("span", { "class": "ifig-swatch" + (i[2] ? " ifig-dashed" : "") }));
+      var li = ul.appendChild(el("li"));
+      li.appendChild(el("span", { "class": "ifig-swatch " + i[0] + (i[2] ? " ifig-dashed" : "") }));
       li.appendChild(document.createTextNode(i[1]));
     });
     parent.appendChild(ul);

@@ -48,20 +48,25 @@
       f.plot.textContent = "";
       var panels = kit.el("div", { "class": "ifig-panels" });
       f.plot.appendChild(panels);
+      // both panels first: each chart is drawn at its panel's final width
       [["l2", "Adam(weight_decay=\u03bb): L2"], ["decoupled", "AdamW(weight_decay=\u03bb)"]]
-        .forEach(function (p) {
+        .map(function (p) {
           var box = panels.appendChild(kit.el("div", { "class": "ifig-panel" }));
           box.appendChild(kit.el("p", { "class": "ifig-paneltitle" }, p[1]));
+          return [p, box];
+        }).forEach(function (pb) {
+          var p = pb[0], box = pb[1];
           kit.chart(box, { label: "Line chart of the two weights over " + x.steps +
             " steps under " + p[1] + ": gradients \u00b11 end at " + kit.fmt(out[p[0]][0][last]) +
             ", gradients \u00b10.01 end at " + kit.fmt(out[p[0]][1][last]) + ".",
             x: [1, x.steps], y: [low, 1.02],
             xTitle: "step", yTitle: "\u03b8", height: 200,
             series: out[p[0]].map(function (a, i) {
-              return { cls: "ifig-s" + (i + 1), points: a.map(function (v, t) { return [t + 1, v]; }) };
+              return { cls: "ifig-s" + (i + 1), dash: i ? "6 3" : null,
+                points: a.map(function (v, t) { return [t + 1, v]; }) };
             }) });
         });
-      kit.legend(f.plot, [["ifig-s1", "gradients \u00b11"], ["ifig-s2", "gradients \u00b10.01"]]);
+      kit.legend(f.plot, [["ifig-s1", "gradients \u00b11"], ["ifig-s2", "gradients \u00b10.01", true]]);
       f.readout.textContent = "";
       kit.table(f.readout, ["\u03b8 after " + x.steps + " steps", "Adam (L2)", "AdamW"],
         SCALES.map(function (s, i) {
