@@ -32,6 +32,8 @@ VISITED = {
                  dict(mu=0.99, tau=0.0, nesterov=False,
                       gradients="alternating"),
                  dict(mu=0.99, tau=0.0, nesterov=True,
+                      gradients="alternating"),
+                 dict(mu=0.99, tau=0.1, nesterov=False,
                       gradients="alternating")],
     "adam-state": [dict(gradients=[0.5, -2.0, 3.0, 0.0, 0.001], beta1=0.9,
                         beta2=0.999, eps=1e-8),
