@@ -87,10 +87,7 @@
         pair("update \u2212\u03b3 m\u0302 / (\u221av\u0302 + \u03b5)", "update", "\u2014"),
         pair("\u03b8", "theta", "0")]);
     }
-    f.form.addEventListener("input", draw);
-    f.form.addEventListener("change", draw);
-    draw();
-    return draw;
+    return kit.live(f.form, draw);
   }
 
   if (typeof module === "object" && module.exports) {

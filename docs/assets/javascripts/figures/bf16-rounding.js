@@ -155,10 +155,7 @@
         "data-value": String(out.kahan.compensation) }, kit.fmt(out.kahan.compensation)));
       k.appendChild(document.createTextNode(", what its weight has not taken yet."));
     }
-    f.form.addEventListener("input", draw);
-    f.form.addEventListener("change", draw);
-    draw();
-    return draw;
+    return kit.live(f.form, draw);
   }
 
   function buildRegression(host) {
@@ -189,7 +186,9 @@
 
     function draw() {
       var x = { part: "regression", lr: Number(li.value) };
+      if (out && out.lr === x.lr) return;  // a select fires input, then change
       out = compute(x);
+      out.lr = x.lr;
       host.setAttribute("data-state", JSON.stringify(x));
       plot(400);
       f.readout.textContent = "";
@@ -209,8 +208,7 @@
         if (shown < 400) frame = requestAnimationFrame(next);
       })();
     });
-    f.form.addEventListener("change", draw);
-    draw();
+    kit.live(f.form, draw);
     return function () { plot(400); };
   }
 

@@ -85,10 +85,7 @@
           { key: "momentum." + (t - 1), value: out.momentum[t - 1] }];
       }).concat([["limit", "", { key: "limit", value: out.limit }]]));
     }
-    f.form.addEventListener("input", draw);
-    f.form.addEventListener("change", draw);
-    draw();
-    return draw;
+    return kit.live(f.form, draw);
   }
 
   if (typeof module === "object" && module.exports) {

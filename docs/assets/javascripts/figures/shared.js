@@ -123,11 +123,19 @@
     fig.appendChild(form);
     var plot = el("div", { "class": "ifig-plot" });
     fig.appendChild(plot);
-    var readout = el("div", { "class": "ifig-readout", "aria-live": "polite" });
+    var readout = el("div", { "class": "ifig-readout" });
     fig.appendChild(readout);
     fig.appendChild(el("figcaption", {}, caption));
     host.appendChild(fig);
     return { figure: fig, form: form, plot: plot, readout: readout };
+  }
+
+  // redraw whenever a control of `form` moves; draw once now
+  function live(form, draw) {
+    form.addEventListener("input", draw);
+    form.addEventListener("change", draw);
+    draw();
+    return draw;
   }
 
   /* A cell showing `value` (a number) rounded, with data-key and
@@ -246,7 +254,7 @@
   }
 
   var api = { Mulberry32: Mulberry32, compute: compute, adamStep: adamStep, fmt: fmt, el: el,
-    control: control, frame: frame, table: table, chart: chart,
+    control: control, frame: frame, live: live, table: table, chart: chart,
     legend: legend, extent: extent, register: register };
   if (typeof module === "object" && module.exports) {
     module.exports = api;

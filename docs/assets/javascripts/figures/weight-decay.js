@@ -74,10 +74,7 @@
             { key: "decoupled." + i + "." + last, value: out.decoupled[i][last] }];
         }));
     }
-    f.form.addEventListener("input", draw);
-    f.form.addEventListener("change", draw);
-    draw();
-    return draw;
+    return kit.live(f.form, draw);
   }
 
   if (typeof module === "object" && module.exports) {
