@@ -193,13 +193,14 @@ def add_repeatedly(weight, update, steps, rounding, seed=3):
 def update_survival(weight, update, steps, seed=3) -> dict:
     """Figure 4: what each rounding makes of `steps` equal updates; the
     bf16 spacing at the weight (an update below half of it is lost to
-    rounding to nearest) and the share of steps * update that arrived."""
+    rounding to nearest), the exact target, and the share of
+    steps * update that arrived in the weight (Kahan's buffer holds more)."""
     start, u = bf16_nearest(fp32(weight)), fp32(update)
-    out = {"start": start, "update": u,
+    out = {"start": start, "update": u, "target": start + steps * u,
            "spacing": from_fp32_bits(fp32_bits(start) + 0x10000) - start}
     for rounding in ROUNDINGS:
         w, c = add_repeatedly(weight, update, steps, rounding, seed)
-        out[rounding] = {"weight": w, "compensation": c,
+        out[rounding] = {"weight": w, "compensation": c, "total": w + c,
                          "arrived": (w - start) / (steps * u)}
     return out
 

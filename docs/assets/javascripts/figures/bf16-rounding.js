@@ -39,12 +39,12 @@
 
   function survival(x) {
     var start = nearest(fr(x.weight)), u = fr(x.update);
-    var out = { start: start, update: u,
+    var out = { start: start, update: u, target: start + x.steps * u,
       spacing: fromBits(bits(start) + 0x10000) - start };
     ROUNDINGS.forEach(function (r) {
       var rng = new kit.Mulberry32(3), w = start, c = 0, s;
       for (var i = 0; i < x.steps; i++) { s = store(w, u, c, r, rng); w = s[0]; c = s[1]; }
-      out[r] = { weight: w, compensation: c, arrived: (w - start) / (x.steps * u) };
+      out[r] = { weight: w, compensation: c, total: w + c, arrived: (w - start) / (x.steps * u) };
     });
     return out;
   }
@@ -138,9 +138,11 @@
         kit.fmt(out.kahan.arrived) + ", stochastic " + kit.fmt(out.stochastic.arrived) + ".");
       f.readout.textContent = "";
       var p = f.readout.appendChild(kit.el("p"));
-      var add = function (t, c) {
+      var add = function (t, key) {  // text, then the number at `key` ("kahan.total")
         p.appendChild(document.createTextNode(t));
-        if (c) p.appendChild(kit.el("span", { "data-key": c, "data-value": String(out[c]) }, kit.fmt(out[c], 6)));
+        if (!key) return;
+        var v = key.split(".").reduce(function (o, k) { return o[k]; }, out);
+        p.appendChild(kit.el("span", { "data-key": key, "data-value": String(v) }, kit.fmt(v, 6)));
       };
       add("Stored in bf16 the weight is ", "start");
       add("; its bf16 neighbours lie ", "spacing");
@@ -150,10 +152,11 @@
         return [NAMES[r], { key: r + ".weight", value: out[r].weight, digits: 8 },
           { key: r + ".arrived", value: out[r].arrived }];
       }));
-      var k = f.readout.appendChild(kit.el("p", {}, "Kahan's compensation buffer holds "));
-      k.appendChild(kit.el("span", { "data-key": "kahan.compensation",
-        "data-value": String(out.kahan.compensation) }, kit.fmt(out.kahan.compensation)));
-      k.appendChild(document.createTextNode(", what its weight has not taken yet."));
+      p = f.readout.appendChild(kit.el("p"));
+      add("Exact: ", "target");
+      add(". Kahan's compensation buffer holds ", "kahan.compensation");
+      add(", what its weight has not taken yet: weight + buffer = ", "kahan.total");
+      add(" (the buffer is bf16 too, and rounds).");
     }
     return kit.live(f.form, draw);
   }
