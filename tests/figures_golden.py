@@ -90,8 +90,9 @@ def adam_cases(rng: random.Random) -> list[dict]:
     settings = [dict(gradients=ADAM_START, beta1=0.9, beta2=0.999, eps=1e-8)]
     settings += VISITED["adam-state"]
     for _ in range(24):
+        count = rng.randint(1, 40)
         grads = [rng.choice([0.0, 1.0, -1.0, 2.0, 1e-3, -1e3, 0.25])
-                 * rng.choice([1, 1, -0.5, 3]) for _ in range(rng.randint(1, 40))]
+                 * rng.choice([1, 1, -0.5, 3]) for _ in range(count)]
         settings.append(dict(
             gradients=grads, beta1=rng.randint(0, 99) / 100,
             beta2=rng.choice(BETA2), eps=float(f"1e-{rng.randint(1, 12)}")))
