@@ -238,3 +238,38 @@ def test_the_torch_version_the_pages_name_is_the_one_the_tests_run(page):
     named = set(re.findall(r"with\s+torch\s+(\d+\.\d+)", text))
     running = ".".join(torch.__version__.split(".")[:2])
     assert named == {running}, (page, named, torch.__version__)
+
+
+# ---- what the summary must carry with its numbers (issue 17 item 14, issue 23 item 12) ----------
+
+
+def _summary() -> str:
+    from tests.docblocks import DOCS
+
+    text = (DOCS / "memory.md").read_text(encoding="utf-8")
+    return " ".join(text[:text.index("**Questions it answers:**")].split())
+
+
+@pytest.mark.claim("Kept zeros cost a memset and an add over the gradients' 4P bytes: the "
+                   "summary gives the model's size and the iteration's length with the share",
+                   page="memory.md", capture="zero_grad")
+def test_the_summary_gives_the_kept_zeros_cost_its_setting(captured):
+    summary = _summary()
+    share = summary.index("{{ zero_grad/overhead_percent }}")
+    setting = summary[summary.index("`set_to_none=False`"):share]
+    for needed in ("a memset and an add over the gradients' \\(4P\\) bytes",
+                   "{{ zero_grad/params }}", "{{ zero_grad/iteration_none }}",
+                   "{{ zero_grad/overhead }}"):
+        assert needed in setting, needed
+    # the setting is the capture's: 117.5 M parameters, 16 fp32 tensors, the add > the memset
+    assert captured["params_bytes"] // 4 == 117_510_154
+    assert captured["grads_bytes_after_zeros"] == captured["params_bytes"]  # 4P bytes
+
+
+@pytest.mark.claim("cuBLAS kept 65.0 MiB of workspaces: exactly two 32 MiB cuBLAS workspaces and "
+                   "one 1 MiB cuBLASLt workspace, sizes torch picks per GPU and release",
+                   page="memory.md#cublas-workspaces", capture="zero_grad")
+def test_the_workspaces_are_two_32_mib_and_one_1_mib(captured):
+    a = captured["allocated"]
+    assert a["baseline"] - a["before_first_iteration"] == (2 * 32 + 1) * 2**20
+    assert "a size torch picks per GPU architecture and release" in _summary()
