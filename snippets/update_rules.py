@@ -84,9 +84,11 @@ def adam_update(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999),
     beta1, beta2 = betas
     if not state:
         # Lazy: the state appears at the first step, shaped like the param.
-        # `step` is 0-d, on the CPU, in the default dtype (float32 unless
-        # torch.set_default_dtype changed it), whatever the param's dtype.
-        state["step"] = torch.tensor(0.0)
+        # `step` is 0-d, on the CPU, float32 whatever the param's dtype:
+        # float64 only when the default dtype is float64.
+        wide = torch.get_default_dtype() == torch.float64
+        state["step"] = torch.tensor(0.0, dtype=torch.float64 if wide
+                                     else torch.float32)
         state["exp_avg"] = torch.zeros_like(param)
         state["exp_avg_sq"] = torch.zeros_like(param)
         if amsgrad:

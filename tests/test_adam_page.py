@@ -4,6 +4,8 @@ live optimizers, and the data of the state-per-optimizer figure."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -85,30 +87,66 @@ def _step_dtype(param_dtype=torch.float32, **flags):
     return optimizer.state[param]["step"].dtype
 
 
-@pytest.mark.claim("`step` takes the default dtype, not the parameter's; fused keeps it float32",
+@pytest.mark.claim("`step` is float32 whatever the parameter's dtype, float64 only under a "
+                   "float64 default dtype (not fused), float32 under a bfloat16 or float16 default",
                    page="adam.md#where-step-lives")
 @pytest.mark.parametrize("flags", [{}, {"foreach": True}, {"foreach": False}], ids=["default", "foreach", "for-loop"])
-def test_step_takes_the_default_dtype_not_the_parameters(flags):
+def test_step_is_float32_unless_the_default_dtype_is_float64(flags):
     assert torch.get_default_dtype() == torch.float32
     assert _step_dtype(**flags) == _step_dtype(torch.float64, **flags) == torch.float32
-    torch.set_default_dtype(torch.float64)
     try:
+        torch.set_default_dtype(torch.float64)
         assert _step_dtype(**flags) == _step_dtype(torch.float32, **flags) == torch.float64
         assert _step_dtype(fused=True) == torch.float32  # fused keeps float32
+        for half in (torch.bfloat16, torch.float16):  # not "the default dtype"
+            torch.set_default_dtype(half)
+            assert _step_dtype(**flags) == _step_dtype(half, **flags) == torch.float32
     finally:
         torch.set_default_dtype(torch.float32)
 
 
-def test_adam_update_follows_torch_under_a_float64_default():
+@pytest.mark.parametrize("default", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_adam_update_makes_the_step_counter_torch_makes(default):
     from snippets.update_rules import adam_update
 
-    torch.set_default_dtype(torch.float64)
     try:
+        torch.set_default_dtype(default)
         state = {}
         adam_update(torch.ones(3), torch.ones(3), state)
-        assert state["step"].dtype == _step_dtype() == torch.float64
+        assert state["step"].dtype == _step_dtype()
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+def test_the_page_no_longer_says_step_takes_the_default_dtype():
+    text = (Path(__file__).parents[1] / "docs" / PAGE).read_text(encoding="utf-8")
+    assert "(the default dtype)" not in text and "is the *default dtype*" not in text
+
+
+# ---- issue 23, item 4: the first step is γg/(|g| + ε), not γ whatever the gradient -------------
+
+@pytest.mark.claim("Adam's first step moves each coordinate by γg/(|g| + ε): γ where |g| ≫ ε, "
+                   "half that at |g| = ε, nothing at g = 0", page="adam.md#why-the-bias-correction")
+@pytest.mark.parametrize("eps", [1e-8, 1e-3])
+def test_the_first_step_is_lr_g_over_abs_g_plus_eps(eps):
+    lr = 1e-3
+    theta = nn.Parameter(torch.zeros(6, dtype=torch.float64))
+    optimizer = torch.optim.Adam([theta], lr=lr, eps=eps)
+    g = torch.tensor([0.0, eps, -eps, 1e2 * eps, 1.0, -1e4], dtype=torch.float64)
+    theta.grad = g.clone()
+    optimizer.step()
+    moves = -theta.detach()
+    assert torch.allclose(moves, lr * g / (g.abs() + eps), rtol=1e-12, atol=0)
+    assert moves[0] == 0 and moves[1] == pytest.approx(lr / 2, rel=1e-12)
+    assert moves[4] == pytest.approx(lr, rel=2 * eps)
+
+
+def test_the_summary_keeps_its_conditions():
+    text = (Path(__file__).parents[1] / "docs" / PAGE).read_text(encoding="utf-8")
+    summary = text[:text.index("**Questions it answers:**")]
+    assert "for stationary gradients" in summary
+    assert "moves every coordinate by" not in text and "whatever its\ngradient" not in text
+    assert r"\gamma g/(|g|+\epsilon)" in summary
 
 
 # ---- the 2P / 3P / 4P / 5P table and the checkpoint table ---------------------------------------

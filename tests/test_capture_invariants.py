@@ -129,7 +129,7 @@ def test_fused_is_fastest_in_both_layouts_above_half_the_copy(
 
 
 @pytest.mark.claim("At its peak a foreach Adam step needs one extra copy of the parameters; fused "
-                   "and SGD with momentum need nothing",
+                   "and SGD with momentum (no weight decay, Nesterov or maximize) need nothing",
                    page="optimizer-step.md#the-extra-peak-of-a-step", capture="optimizer_step")
 def test_extra_peak_foreach_is_the_params_fused_and_sgd_nothing(
         optimizer_step):

@@ -13,6 +13,7 @@ from examples.render import figures_memory
 from snippets.accounting import count_params, grads_nbytes
 from snippets.captures import load_capture
 from snippets.cuda_memory import ALLOCATOR_BLOCK, allocator_bytes
+from snippets.iteration_peak import iteration_peak, tiny_mlp_adamw_peaks
 from snippets.memory_families import family_bytes, tiny_mlp_adamw
 from snippets.models import TinyMLP, wide_mlp
 
@@ -52,12 +53,18 @@ def test_activations_overtake_the_parameters_at_93_and_all_persistent_at_371():
     persistent = first["parameters"] + first["gradients"] + first[
         "optimizer state"]
 
-    def first_batch_above(threshold: int) -> int:
-        return next(b for b in range(1, 1000) if family_bytes(
-            model, optimizer, torch.randn(b, 128))["activations"] > threshold)
+    def activations(batch: int) -> int:
+        return family_bytes(model, optimizer,
+                            torch.randn(batch, 128))["activations"]
 
-    assert first_batch_above(4 * P) == 93 == math.floor(4 * P / PER_EXAMPLE) + 1
-    assert first_batch_above(persistent) == 371
+    # the first batch above a threshold: the one before is not above it
+    # (activations grow with the batch, checked between the two crossings)
+    sizes = [1, 92, 93, 200, 370, 371, 999]
+    counted = [activations(b) for b in sizes]
+    assert counted == sorted(counted)
+    assert activations(92) <= 4 * P < activations(93)
+    assert 93 == math.floor(4 * P / PER_EXAMPLE) + 1
+    assert activations(370) <= persistent < activations(371)
 
 
 @pytest.mark.claim("The 128 → 256 → 10 MLP has P = 35,594 trainable "
@@ -84,6 +91,76 @@ def test_the_figure_draws_the_tables_numbers():
                 for b in figures_memory.BATCH_SIZES]
     assert heights == pytest.approx(expected)
     assert "3072.0 KiB" in chart.alt and "KiB" in chart.caption
+
+
+@pytest.mark.claim("The figure's diamonds are the counted peak of one "
+                   "iteration, above the stacked bar at every batch size "
+                   "shown", page="memory.md#the-four-families-at-a-glance")
+def test_the_figures_diamonds_are_the_counted_peaks_above_every_bar():
+    chart = figures_memory.families()
+    sizes = figures_memory.BATCH_SIZES
+    peaks = tiny_mlp_adamw_peaks(sizes)
+    stacks = {b: sum(f.values()) for b, f in tiny_mlp_adamw(sizes).items()}
+    (diamonds,) = [line for line in chart.figure.axes[0].get_lines()
+                   if line.get_marker() == "D"]
+    assert list(diamonds.get_ydata()) == pytest.approx(
+        [peaks[b] / 1024 for b in sizes])
+    assert all(peaks[b] > stacks[b] for b in sizes)
+    assert "above the bar at every size shown" in chart.alt
+
+
+# ---- the peak of an iteration against the stack ---------------------------
+
+
+@pytest.fixture(scope="module")
+def stepped():
+    """TinyMLP and AdamW after one step, as chapter 1's table has them."""
+    torch.manual_seed(0)
+    model = TinyMLP()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 128)).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def _peak_and_stack(model, optimizer, batch):
+    x, y = torch.randn(batch, 128), torch.randint(0, 10, (batch,))
+    peak = iteration_peak(model, optimizer, x, y)
+    return peak, sum(family_bytes(model, optimizer, x).values())
+
+
+@pytest.mark.claim("Stacked, the four families do not bound an iteration's "
+                   "peak: 812.2 KiB in the step at B = 32 against 604.2 "
+                   "stacked, 6,571.2 KiB in backward at B = 2048 against "
+                   "3,628.2", page="memory.md#the-four-families-at-a-glance")
+def test_the_peak_of_an_iteration_exceeds_the_stack(stepped):
+    model, optimizer = stepped
+    small, small_stack = _peak_and_stack(model, optimizer, 32)
+    large, large_stack = _peak_and_stack(model, optimizer, 2048)
+    kib = lambda n: round(n / 1024, 1)  # noqa: E731
+    assert (kib(small["step"]), kib(small_stack)) == (812.2, 604.2)
+    assert small["step"] > small["forward and backward"]  # in the step
+    assert (kib(large["forward and backward"]), kib(large_stack)) == (
+        6571.2, 3628.2)
+    assert large["forward and backward"] > large["step"]  # in backward
+    # the step's peak: persistent memory plus two tensors' worth of the
+    # largest weight (the for-loop's sqrt and quotient, chapter 3b)
+    persistent = 4 * P + 4 * P + 8 * P + 4 * 4
+    assert small["step"] == persistent + 2 * 256 * 128 * 4
+
+
+@pytest.mark.claim("Beyond the stack, the backward peak grows by another "
+                   "1,536 bytes per example",
+                   page="memory.md#the-four-families-at-a-glance")
+def test_the_backward_peak_grows_by_another_activations_worth(stepped):
+    model, optimizer = stepped
+    beyond = {}
+    for batch in (512, 1024, 2048):
+        peak, stack = _peak_and_stack(model, optimizer, batch)
+        beyond[batch] = peak["forward and backward"] - stack
+    per_example = [(beyond[2048] - beyond[1024]) / 1024,
+                   (beyond[1024] - beyond[512]) / 512]
+    assert per_example == [PER_EXAMPLE, PER_EXAMPLE]
 
 
 # ---- the zero_grad example and its capture --------------------------------
@@ -161,3 +238,38 @@ def test_the_torch_version_the_pages_name_is_the_one_the_tests_run(page):
     named = set(re.findall(r"with\s+torch\s+(\d+\.\d+)", text))
     running = ".".join(torch.__version__.split(".")[:2])
     assert named == {running}, (page, named, torch.__version__)
+
+
+# ---- what the summary must carry with its numbers (issue 17 item 14, issue 23 item 12) ----------
+
+
+def _summary() -> str:
+    from tests.docblocks import DOCS
+
+    text = (DOCS / "memory.md").read_text(encoding="utf-8")
+    return " ".join(text[:text.index("**Questions it answers:**")].split())
+
+
+@pytest.mark.claim("Kept zeros cost a memset and an add over the gradients' 4P bytes: the "
+                   "summary gives the model's size and the iteration's length with the share",
+                   page="memory.md", capture="zero_grad")
+def test_the_summary_gives_the_kept_zeros_cost_its_setting(captured):
+    summary = _summary()
+    share = summary.index("{{ zero_grad/overhead_percent }}")
+    setting = summary[summary.index("`set_to_none=False`"):share]
+    for needed in ("a memset and an add over the gradients' \\(4P\\) bytes",
+                   "{{ zero_grad/params }}", "{{ zero_grad/iteration_none }}",
+                   "{{ zero_grad/overhead }}"):
+        assert needed in setting, needed
+    # the setting is the capture's: 117.5 M parameters, 16 fp32 tensors, the add > the memset
+    assert captured["params_bytes"] // 4 == 117_510_154
+    assert captured["grads_bytes_after_zeros"] == captured["params_bytes"]  # 4P bytes
+
+
+@pytest.mark.claim("cuBLAS kept 65.0 MiB of workspaces: exactly two 32 MiB cuBLAS workspaces and "
+                   "one 1 MiB cuBLASLt workspace, sizes torch picks per GPU and release",
+                   page="memory.md#cublas-workspaces", capture="zero_grad")
+def test_the_workspaces_are_two_32_mib_and_one_1_mib(captured):
+    a = captured["allocated"]
+    assert a["baseline"] - a["before_first_iteration"] == (2 * 32 + 1) * 2**20
+    assert "a size torch picks per GPU architecture and release" in _summary()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,6 +88,22 @@ def test_the_one_percent_step_counts_in_the_proof():
     assert [math.ceil(math.log(100) / -math.log(mu)) for mu in (0.9, 0.99)] == [44, 459]
     for mu, t in [(0.9, 44), (0.99, 459)]:
         assert mu ** t < 0.01 <= mu ** (t - 1)
+        # torch.optim.SGD itself: the first move within 1 % of the limit
+        moves = sgd_moves([0.1] * t, momentum=mu)
+        limit = 0.1 / (1 - mu)
+        assert moves[-1] >= 0.99 * limit > moves[-2]
+
+
+@pytest.mark.claim("The shortcut ln 100/(1−μ) gives 46 and 461, not the 44 and 459 steps that "
+                   "⌈ln 100/(−ln μ)⌉ counts",
+                   page="sgd-momentum.md#the-step-under-a-constant-gradient")
+def test_the_shortcut_is_named_apart_from_the_exact_count():
+    assert [round(math.log(100) / (1 - mu)) for mu in (0.9, 0.99)] == [46, 461]
+    text = (Path(__file__).parents[1] / "docs" / PAGE).read_text(encoding="utf-8")
+    proof = text[text.index("Proof: the closed form"):text.index("## PyTorch's momentum")]
+    # the exact count names its formula; the shortcut is given with its own numbers
+    assert r"\lceil \ln 100 / (-\ln \mu) \rceil" in proof
+    assert "gives 46 and 461" in " ".join(proof.split())
 
 
 # ---- PyTorch's momentum against Sutskever's (issue 8, item 12) -------------------------------

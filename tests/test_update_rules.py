@@ -1,15 +1,20 @@
 """The hand-written SGD and Adam updates (snippets/update_rules.py) against torch.optim.
 
-Bitwise for the for-loop and foreach implementations; within 1e-6 for fused (one kernel, other
-rounding) and for the paper's Algorithm 1 typed in literally. A deliberately wrong rule must
+Bitwise for the for-loop and foreach implementations on the CPU, where every `_foreach_*`
+operator runs its per-tensor fallback (checked below: this says nothing of CUDA's multi-tensor
+kernels); within 1e-6 for fused (one CPU kernel, other rounding) and for the paper's Algorithm 1
+typed in literally. A deliberately wrong rule must
 fail the same comparison, so the harness cannot pass by accident.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
+from snippets.foreach_dispatch import ForeachOps, per_tensor_operators, registered_kernels
 from snippets.update_rules import (
     adam_update, adam_update_paper, sgd_update, side_by_side, sutskever_update,
 )
@@ -48,8 +53,8 @@ CASES = [(torch.optim.SGD, sgd_update, h) for h in SGD_CONFIGURATIONS.values()] 
 CASE_IDS = [f"SGD-{k}" for k in SGD_CONFIGURATIONS] + [f"Adam-{k}" for k in ADAM_CONFIGURATIONS]
 
 
-@pytest.mark.claim("`sgd_update` and `adam_update` are bitwise equal to `torch.optim`'s for-loop "
-                   "and foreach paths, state included",
+@pytest.mark.claim("On the CPU, `sgd_update` and `adam_update` are bitwise equal to "
+                   "`torch.optim`'s for-loop and foreach paths, state included",
                    page="sgd-momentum.md#checked-against-torchoptimsgd")
 @pytest.mark.parametrize("optimizer, rule, hyper", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("flags", [None, {"foreach": False}, {"foreach": True}], ids=["default", "for-loop", "foreach"])
@@ -160,3 +165,51 @@ def test_nesterov_needs_momentum_and_no_dampening():
         torch.optim.SGD(param, lr=0.1, momentum=0.0, nesterov=True)
     with pytest.raises(ValueError, match="Nesterov"):
         torch.optim.SGD(param, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)
+
+
+# ---- what the CPU's foreach check compares (issue 23, item 5) --------------------------------
+
+def _stepped_once(optimizer, hyper, **flags):
+    """Eight small tensors and an optimizer whose state exists (one step taken)."""
+    params = [torch.nn.Parameter(torch.randn(16, generator=torch.Generator().manual_seed(i)))
+              for i in range(8)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    stepped = optimizer(params, **hyper, **flags)
+    stepped.step()
+    return stepped
+
+
+@pytest.mark.claim("On the CPU every `_foreach_*` operator of a step runs its per-tensor `_slow` "
+                   "fallback; on CUDA each has a multi-tensor kernel of its own",
+                   page="sgd-momentum.md#foreach-on-the-cpu")
+@pytest.mark.parametrize("optimizer, rule, hyper", CASES, ids=CASE_IDS)
+def test_every_foreach_operator_falls_back_per_tensor_on_the_cpu_only(optimizer, rule, hyper):
+    stepped = _stepped_once(optimizer, {"lr": 0.1, **hyper}, foreach=True)
+    with ForeachOps() as ops:
+        stepped.step()
+    assert ops.names, "a foreach step calls _foreach_* operators"
+    for op in ops.names:
+        kernels = registered_kernels(op)
+        assert re.fullmatch(r"foreach_tensor_\w+_slow_?", kernels["CPU"]), (op, kernels)
+        assert kernels["CUDA"] != kernels["CPU"] and "cuda" in kernels["CUDA"], (op, kernels)
+
+
+@pytest.mark.claim("On the CPU a foreach momentum step runs exactly the for-loop's per-tensor "
+                   "operators", page="sgd-momentum.md#foreach-on-the-cpu")
+@pytest.mark.parametrize("hyper", [dict(momentum=0.9), dict(momentum=0.9, dampening=0.5),
+                                   dict(lr=0.1)], ids=["momentum", "dampening", "plain"])
+def test_foreach_runs_the_for_loops_operators_on_the_cpu(hyper):
+    hyper = {"lr": 0.1, **hyper}
+    foreach = _stepped_once(torch.optim.SGD, hyper, foreach=True)
+    loop = _stepped_once(torch.optim.SGD, hyper, foreach=False)
+    counted = per_tensor_operators(foreach.step)
+    assert counted == per_tensor_operators(loop.step)
+    assert sum(counted.values()) % 8 == 0  # per tensor: eight of each
+
+
+def test_registered_kernels_reads_the_dispatch_table():
+    """A plain operator with a CPU kernel of its own, and a foreach one without."""
+    assert registered_kernels("add.Tensor")["CPU"] != registered_kernels("_foreach_add_.List")["CPU"]
+    assert registered_kernels("_foreach_add_.List") == {
+        "CPU": "foreach_tensor_add_list_kernel_slow_", "CUDA": "foreach_tensor_add_list_kernel_cuda_"}
