@@ -59,6 +59,7 @@ REFERENCE = re.compile(r"(?:\barXiv:?\s*|\bPRs?\s+|\bissues?\s+|\bpull\s+|\bEqs?
                        r"\bAlgorithm\s+|\bAppendix\s+|\bFigure\s+|\bTable\s+|\bSection\s+|\b[Cc]hapters?\s+)"
                        r"(?P<ref>\d+(?:\.\d+)*)")
 HEADING_NUMBER = re.compile(r"^#{1,6}\s+(?P<n>\d+(?:\.\d+)*[a-z]?)(?=\.?(?:\s|$))")
+FOLD_TITLE = re.compile(r"^\s*(?:\?\?\?\+?|!!!)\s")
 FORMAT_NAME = re.compile(r"(?<![\w.])(?P<n>\d+)-bit\b")  # "16-bit", "8-bit": a format's name
 
 
@@ -188,6 +189,10 @@ def unbound_numbers(page: Path, root: Path | None = None) -> list[Unbound]:
     prose, code = split_page(text)
     shown = shown_numbers(code)
     name = page.relative_to(root).as_posix() if root else page.name
+    for lineno, line in prose:
+        if FOLD_TITLE.match(line) and "<!--" in line:
+            raise ValueError(f"{name}:{lineno}: a comment on a fold's title line breaks the fold (its body "
+                             "renders as code); bind or exempt the number on a line of the body, or reword")
     return [Unbound(name, lineno, token, orphan) for lineno, line in prose
             for token, orphan in line_problems(line, shown)]
 

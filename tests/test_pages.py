@@ -109,6 +109,9 @@ def test_a_value_binding_covers_a_number_the_code_shows_twice_and_fails_when_it_
     assert uncaught_changes(page) == []
     page.write_text("With lr 0.0 <!-- bind 0.1: lr; 0.0: wd --> and decay 0.0.\n" + code, encoding="utf-8")
     assert [(u.number, u.orphan) for u in unbound_numbers(page)] == [("0.1", True)]
+    page.write_text('??? note "At lr 0.1" <!-- bind 0.1: lr -->\n\n    Body.\n' + code, encoding="utf-8")
+    with pytest.raises(ValueError, match="breaks the fold"):
+        unbound_numbers(page)
     page.write_text("With lr 0.1 <!-- bind 0.1 lr -->.\n" + code, encoding="utf-8")
     with pytest.raises(ValueError, match="a binding is 'NUMBER: expression'"):
         unbound_numbers(page)
