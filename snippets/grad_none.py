@@ -32,6 +32,9 @@ def second_step(make_optimizer, second_grad):
 
 
 # --8<-- [start:two_heads]
+LR, WEIGHT_DECAY = 1e-2, 0.1  # the AdamW that train_tasks builds
+
+
 class TwoHeads(nn.Module):
     """A shared trunk and two task heads; task "a" never touches head_b."""
 
@@ -60,8 +63,8 @@ def train_tasks(tasks, *, set_to_none: bool, seed: int = 0):
     Returns the model, its optimizer and head_b's weight after every step."""
     torch.manual_seed(seed)
     model = TwoHeads()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2,
-                                  weight_decay=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR,
+                                  weight_decay=WEIGHT_DECAY)
     head_b_after = []
     for task in tasks:
         train_step(model, optimizer, task, set_to_none=set_to_none)

@@ -92,10 +92,13 @@ def decay_by_gradient_scale(make_optimizer, steps=100, scales=(1.0, 0.01)):
 
 
 # Adam's lr and one lambda, three ways to (not) decay
+ADAM_LR, ADAM_LAMBDA = 0.01, 0.1
 THREE_DECAYS = {
-    "no decay": lambda ps: torch.optim.Adam(ps, lr=0.01),
-    "Adam (L2)": lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1),
-    "AdamW": lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+    "no decay": lambda ps: torch.optim.Adam(ps, lr=ADAM_LR),
+    "Adam (L2)": lambda ps: torch.optim.Adam(ps, lr=ADAM_LR,
+                                             weight_decay=ADAM_LAMBDA),
+    "AdamW": lambda ps: torch.optim.AdamW(ps, lr=ADAM_LR,
+                                          weight_decay=ADAM_LAMBDA),
 }
 # --8<-- [end:decay_by_gradient_scale]
 

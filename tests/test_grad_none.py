@@ -199,3 +199,36 @@ def test_the_idle_head_figure_data():
     assert zeros[9] > 0.5 * zeros[-1] and zeros[-1] > 2 * decay[-1]
     assert [round(zeros[k - 1], 4) for k in (1, 3, 10, 30, 100)] == [0.0192, 0.0463, 0.097, 0.1399, 0.1611]
     assert idle_head_drift(5, set_to_none=False) == zeros[:5]
+
+
+@pytest.mark.claim("The summary's 0.1611 is the norm of the change of head_b's 8 weights after one "
+                   "batch of its own and 100 it sits out, under AdamW at lr 0.01 and λ = 0.1",
+                   page="none-vs-zero-grads.md#where-it-matters-a-head-that-sits-out")
+def test_the_idle_heads_drift_has_the_settings_the_page_states():
+    """Issue 23 item 11: the number and its setting."""
+    from snippets import grad_none
+    assert (grad_none.LR, grad_none.WEIGHT_DECAY) == (0.01, 0.1)
+    model, optimizer, head_b = train_tasks(["b"] + ["a"] * 100, set_to_none=False)
+    group, = optimizer.param_groups
+    assert (group["lr"], group["weight_decay"], type(optimizer)) == (0.01, 0.1, torch.optim.AdamW)
+    assert model.head_b.weight.numel() == 8
+    change = head_b[-1] - head_b[0]
+    assert change.norm().item() == torch.linalg.matrix_norm(change, "fro").item()  # Frobenius
+    assert round(change.norm().item(), 4) == 0.1611
+
+
+@pytest.mark.claim("A head never used has no `.grad` and stays bitwise still under either "
+                   "`zero_grad`; a head trained earlier that then sits out moves under zeros only",
+                   page="none-vs-zero-grads.md#where-it-matters-a-head-that-sits-out")
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_a_never_used_head_stays_still_either_way(set_to_none):
+    """Issue 17 item 6: 'a head no batch uses drifts under zeros' is wrong; it needs a gradient
+    first, then zero_grad(set_to_none=False) keeps a zero tensor that the optimizer steps."""
+    torch.manual_seed(0)
+    model = TwoHeads()
+    before = model.head_b.weight.detach().clone()
+    _, _, head_b = train_tasks(["a"] * 10, set_to_none=set_to_none)   # same seed, same start
+    assert torch.equal(head_b[0], before) and all(torch.equal(w, before) for w in head_b)
+    _, _, head_b = train_tasks(["b"] + ["a"] * 10, set_to_none=set_to_none)
+    moved = any(not torch.equal(head_b[0], w) for w in head_b[1:])
+    assert moved == (not set_to_none)

@@ -258,3 +258,91 @@ def test_decay_follows_the_lr_schedule():
         theta *= 1 - lr * 0.1
         expected.append(theta)
     assert adamw_under_schedule(lrs, weight_decay=0.1) == pytest.approx(expected, abs=1e-15)
+
+
+# --- Issue 23 item 10 and issue 17 item 5: the summary's numbers with their settings -------------
+
+def _slow_mode_loss(lr: float, weight_decay: float = 0.1, momentum: float = 0.9, steps: int = 300):
+    """Percent of θ lost per step once the slow mode dominates (g = 0), L2 and decoupled."""
+    hyper = dict(weight_decay=weight_decay, momentum=momentum)
+    loss = {}
+    for decay in ("l2", "decoupled"):
+        run = sgd_trajectory([0.0] * steps, [lr] * steps, decay=decay, **hyper)
+        loss[decay] = 100 * (1 - run[-1] / run[-2])
+    return loss
+
+
+@pytest.mark.claim("With momentum 0.9, γ = 0.01 and λ = 0.1, L2 removes 1.11 % of a weight a step, "
+                   "11 times decoupled decay's 0.1 %; the ratio nears 1/(1 − μ) = 10 only as γλ "
+                   "shrinks", page="weight-decay.md#with-momentum")
+def test_momentum_l2_decays_eleven_times_harder_at_the_pages_settings():
+    loss = _slow_mode_loss(0.01)
+    assert round(loss["l2"], 2) == 1.11 and round(loss["decoupled"], 2) == 0.1
+    assert round(loss["l2"] / loss["decoupled"]) == 11       # not "about ten"
+    small = _slow_mode_loss(1e-4, steps=3000)
+    assert round(small["l2"] / small["decoupled"], 1) == 10.0  # 1 / (1 - 0.9) as γλ -> 0
+    assert all(_slow_mode_loss(lr)["l2"] / _slow_mode_loss(lr)["decoupled"] > 10 for lr in (0.03, 0.01, 1e-3))
+
+
+@pytest.mark.claim("100 Adam steps at lr 0.01, λ = 0.1, default betas, on alternating-sign "
+                   "gradients: ±0.01 loses 0.77 under L2 and 0.11 under AdamW; ±1 loses 0.11 "
+                   "under either", page="weight-decay.md#across-gradient-scales")
+def test_what_a_weight_loses_over_100_steps_at_the_pages_settings():
+    assert (wd.ADAM_LR, wd.ADAM_LAMBDA) == (0.01, 0.1)
+    lost = {name: [round(1 - theta, 2) for theta in decay_by_gradient_scale(make, 100, (1.0, 0.01))]
+            for name, make in THREE_DECAYS.items()}
+    assert lost == {"no decay": [0.02, 0.02], "Adam (L2)": [0.11, 0.77], "AdamW": [0.11, 0.11]}
+    groups = THREE_DECAYS["AdamW"]([torch.nn.Parameter(torch.ones(1))]).param_groups[0]
+    assert (groups["lr"], groups["weight_decay"], groups["betas"]) == (0.01, 0.1, (0.9, 0.999))
+
+
+@pytest.mark.claim("torch's AdamW shrinks θ by lr·λ a step: doubling the lr doubles the decay, so "
+                   "lr and λ do not tune apart", page="weight-decay.md#decay-follows-the-lr-schedule")
+@pytest.mark.parametrize("weight_decay", [1e-2, 0.05, 0.1])
+def test_adamw_decay_per_step_is_lr_times_lambda(weight_decay):
+    for lr in (1e-3, 2e-3, 4e-3, 0.05):
+        theta, = adamw_under_schedule([lr], weight_decay=weight_decay)
+        assert 1 - theta == pytest.approx(lr * weight_decay, rel=1e-9)
+    # halve λ and double lr: the same decay, so the two are one knob as far as the decay goes
+    twice, = adamw_under_schedule([2e-3], weight_decay=weight_decay / 2)
+    once, = adamw_under_schedule([1e-3], weight_decay=weight_decay)
+    assert twice == pytest.approx(once, abs=1e-15)
+
+
+def _run_on_gradients(make, grads):
+    p = torch.nn.Parameter(torch.ones(grads[0].shape, dtype=torch.float64))
+    optimizer = make([p])
+    thetas = [p.detach().clone()]
+    for grad in grads:
+        p.grad = grad.clone()
+        optimizer.step()
+        thetas.append(p.detach().clone())
+    return thetas
+
+
+@pytest.mark.claim("What decoupling buys: AdamW's decay never passes through √v̂, so every weight "
+                   "shrinks by the same γλ whatever its gradients; Adam's L2 decay is divided by "
+                   "√v̂", page="weight-decay.md#decay-follows-the-lr-schedule")
+def test_decoupled_decay_never_passes_through_the_normaliser():
+    lr, lam = 0.01, 0.1
+    scales = torch.tensor([10.0, 1.0, 1e-2, 1e-4], dtype=torch.float64)
+    torch.manual_seed(0)
+    grads = [torch.randn(4, dtype=torch.float64) * scales for _ in range(20)]
+    plain = _run_on_gradients(lambda ps: torch.optim.Adam(ps, lr=lr), grads)
+    adam_steps = [after - before for before, after in zip(plain, plain[1:])]
+    adamw = _run_on_gradients(lambda ps: torch.optim.AdamW(ps, lr=lr, weight_decay=lam), grads)
+    for before, after, adam_step in zip(adamw, adamw[1:], adam_steps):
+        # each step: the same shrink 1 - lr·λ for every coordinate, then the undecayed Adam step
+        assert torch.allclose(after, before * (1 - lr * lam) + adam_step, atol=1e-14, rtol=0)
+    l2 = _run_on_gradients(lambda ps: torch.optim.Adam(ps, lr=lr, weight_decay=lam), grads[:1])
+    decay_share = (l2[1] - plain[1]) / (-lr * lam * l2[0])   # 1 would be an undivided γλθ
+    assert decay_share[-1] > 100 * decay_share[0]           # small gradients: decayed far harder
+
+
+@pytest.mark.claim("Adam's first step is about γ only once |g| is well above ε: γ = 1e-3 moves θ by "
+                   "0, 5e-4, 9.999e-4 and 1e-3 for g = 0, 1e-8, 1e-4, 1",
+                   page="weight-decay.md#adam-lambda-theta-goes-through-the-normaliser")
+def test_the_first_step_is_about_lr_only_well_above_eps():
+    moves = [abs(scalar_step(torch.optim.Adam, g, theta=0.0, dtype=torch.float64, lr=1e-3, eps=1e-8)[0])
+             for g in (0.0, 1e-8, 1e-4, 1.0)]
+    assert moves == pytest.approx([0.0, 5e-4, 9.999e-4, 1e-3], rel=1e-6, abs=0)

@@ -7,10 +7,9 @@ tests/test_grad_none.py checks and docs/none-vs-zero-grads.md prints as a table.
 from __future__ import annotations
 
 from examples.render import FONT_SIZE_PT, PALETTE, Chart, figure
-from snippets.grad_none import idle_head_drift, train_tasks
+from snippets.grad_none import LR, WEIGHT_DECAY, idle_head_drift, train_tasks
 
 STEPS = 100
-LR, WEIGHT_DECAY = 1e-2, 0.1   # train_tasks' AdamW
 
 
 def drift() -> dict[str, list[float]]:

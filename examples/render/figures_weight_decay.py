@@ -7,7 +7,9 @@ tests/test_weight_decay.py checks and docs/weight-decay.md prints as a table.
 from __future__ import annotations
 
 from examples.render import FONT_SIZE_PT, PALETTE, Chart, figure
-from snippets.weight_decay import THREE_DECAYS, decay_by_gradient_scale, decay_over_steps
+from snippets.weight_decay import (
+    ADAM_LAMBDA, ADAM_LR, THREE_DECAYS, decay_by_gradient_scale, decay_over_steps,
+)
 
 STEPS = 100
 SCALES = (10.0, 1.0, 0.1, 0.01, 0.001)   # the table's rows on the page
@@ -53,13 +55,14 @@ def decay() -> Chart:
     return Chart(
         fig,
         alt=(f"Two panels of θ starting at 1 under gradients that alternate in sign. Over {STEPS} "
-             f"Adam steps at lr 0.01 with λ = 0.1, AdamW ends at {final['AdamW'][1]:.2f} whatever "
+             f"Adam steps at lr {ADAM_LR:g} with λ = {ADAM_LAMBDA:g}, AdamW ends at {final['AdamW'][1]:.2f} whatever "
              f"the gradient scale; Adam with L2 ends at {final['Adam (L2)'][1]:.2f} for gradients "
              f"of size 1 and at {final['Adam (L2)'][3]:.2f} for gradients of size 0.01; without "
              f"decay θ stays near {final['no decay'][1]:.2f}. Across gradient scales from "
              f"{SCALES[0]:g} to {SCALES[-1]:g}, the AdamW line is flat and the L2 line falls as "
              f"the gradients shrink."),
-        caption=(f"L2 versus decoupled decay. Left: θ over {STEPS} steps for gradients of size 1 "
+        caption=(f"L2 versus decoupled decay (lr {ADAM_LR:g}, λ = {ADAM_LAMBDA:g}, default betas, "
+                 f"gradients alternating in sign). Left: θ over {STEPS} steps for gradients of size 1 "
                  f"(solid, under the AdamW line) and 0.01 (dashed); AdamW and no decay draw one line for both. "
                  f"Right: θ "
                  f"after {STEPS} steps against the gradient scale (the table above). Adam's L2 "
