@@ -177,12 +177,17 @@ def _unit_bytes(specs, indices, itemsize=None) -> int:
                for i in indices)
 
 
-def per_rank(t: Traced, optimizer: str, implementation: str,
-             precision: str, s: Sharding) -> dict:
-    """What rank 0 of `s.ranks` holds at every moment of the step, the
-    optimizer step added by rule over its own shard. Returns the peak, its
-    phase, the breakdown at the peak, the largest moment of each phase,
-    the persistent bytes, the per-rank CPU bytes and the parameters."""
+def holdings(t: Traced, optimizer: str, implementation: str,
+             precision: str, s: Sharding) -> dict[str, int]:
+    """What rank 0 of `s.ranks` keeps, family by family: `params` (its
+    shards, and buffers), `grads` (after the backward pass), `optimizer_
+    state`, `master_weights`, `fp32_grads` (the copies a bf16-mixed step
+    makes), `step` (the step's temporaries), `buffers` (communication),
+    `gathered` (parameters gathered during forward and backward; of
+    them `kept_gathered` from the end of forward to backward),
+    `unit_grads` (a unit's unsharded gradient before it is reduced) and
+    `cpu` (offloaded). tests/test_memcalc_ranks.py counts the same on a
+    fake process group."""
     check(s, optimizer, precision)
     N, specs = s.ranks, t.specs
     mixed = precision == "bf16-mixed"
@@ -220,13 +225,20 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
         params = sum(R(p.nbytes) for p in local)
         reduce_item = (4 if s.reduce_dtype == "fp32" else 2) if mixed \
             else item
-        sharded_grads = sum(R(p.numel * reduce_item) for p in local)
-        if s.reshard_after_forward is False:
-            gathered = _unit_bytes(specs, range(len(specs)))
-        elif s.reshard_after_forward is True:
-            gathered = 2 * largest
-        else:
-            gathered = _unit_bytes(specs, root) + 2 * largest
+        # each unit's gradients are views of one reduce-scatter output
+        sharded_grads = sum(R(sum(local[i].numel for i in u) * reduce_item)
+                            for u in units + [root] if u)
+        # A gathered parameter has its first dimension padded to a
+        # multiple of the ranks. Gathered from forward to backward: the
+        # root unit by default, every unit without resharding, none with.
+        padded = [opt.Param((local[i].shape[0] * N,) + p.shape[1:]
+                            if p.shape else p.shape, p.itemsize)
+                  for i, p in enumerate(specs)]
+        kept = {None: _unit_bytes(padded, root), True: 0,
+                False: _unit_bytes(padded, range(len(specs)))}[
+                    s.reshard_after_forward]
+        largest = max([_unit_bytes(padded, u) for u in units] or [0])
+        gathered = kept + 2 * largest
         # a unit's unsharded gradient and its reduce-scatter input
         biggest = max(units, key=lambda u: _unit_bytes(specs, u),
                       default=root)
@@ -235,7 +247,7 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
         unit_grads = _unit_bytes(specs, biggest) + rs_input
     elif s.strategy == "zero3":
         params = sum(R(flat_shard(p.numel, N) * item) for p in specs)
-        gathered = 2 * largest
+        gathered, kept = 2 * largest, 0
     else:
         params = full_grads
     params += t.fixed
@@ -251,36 +263,48 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
             cpu += params - t.fixed
             params = t.fixed
 
+    if fsdp:
+        grads = sharded_grads
+    elif s.strategy in ("zero2", "zero3"):
+        grads, unit_grads = -(-full_grads // N), largest
+    else:
+        grads, unit_grads = full_grads, 0
+    if s.strategy not in ("zero3", "fsdp2"):
+        gathered = kept = 0
+    return {"params": params, "grads": grads, "optimizer_state": state,
+            "master_weights": master, "fp32_grads": fp32_grads,
+            "step": step_extra, "buffers": buffers, "gathered": gathered,
+            "kept_gathered": kept,
+            "unit_grads": unit_grads, "cpu": cpu, "full_grads": full_grads}
+
+
+def per_rank(t: Traced, optimizer: str, implementation: str,
+             precision: str, s: Sharding) -> dict:
+    """What rank 0 of `s.ranks` holds at every moment of the step, the
+    optimizer step added by rule over its own shard. Returns the peak, its
+    phase, the breakdown at the peak, the largest moment of each phase,
+    the persistent bytes, the per-rank CPU bytes and the parameters."""
+    h = holdings(t, optimizer, implementation, precision, s)
+    specs, full = t.specs, h["full_grads"]
+    mixed = precision == "bf16-mixed"
+    base = {**dict.fromkeys(FAMILIES, 0), "params": h["params"],
+            "optimizer_state": h["optimizer_state"],
+            "master_weights": h["master_weights"],
+            "buffers": h["buffers"], "workspace": t.workspace}
     moments = []
     for phase, fam in t.moments:
-        m = {**dict.fromkeys(FAMILIES, 0), **fam}
-        m["params"] = params + (gathered if s.strategy in ("zero3", "fsdp2")
-                                else 0)
-        grads = fam["grads"]
-        if fsdp:
-            share = grads / full_grads if full_grads else 0
-            m["grads"] = round(share * sharded_grads) + (
-                unit_grads if phase == "backward" else 0)
-        elif s.strategy in ("zero2", "zero3"):
-            m["grads"] = -(-grads // N) + (largest if phase == "backward"
-                                           else 0)
-        m["optimizer_state"], m["master_weights"] = state, master
-        m["buffers"], m["workspace"] = buffers, t.workspace
+        m = {**base, **fam, "params": h["params"] + h["gathered"]}
+        if h["grads"] != full:      # sharded: this rank's part so far,
+            # and in the backward pass a unit's gradient before reduction
+            m["grads"] = -(-fam["grads"] * h["grads"] // full) + (
+                h["unit_grads"] if phase == "backward" else 0)
         moments.append((phase, m))
 
     # The optimizer step: the gradients this rank keeps, its fp32 copies.
-    if fsdp:
-        kept = sharded_grads
-    elif s.strategy in ("zero2", "zero3"):
-        kept = -(-full_grads // N)
-    else:
-        kept = full_grads
-    base = {**dict.fromkeys(FAMILIES, 0), "params": params,
-            "optimizer_state": state, "master_weights": master,
-            "buffers": buffers, "workspace": t.workspace}
+    kept, fp32_grads = h["grads"], h["fp32_grads"]
     left = {k: t.after.get(k, 0) for k in ("activations", "weight_copies",
                                            "transients")}
-    if mixed and not fsdp:
+    if fp32_grads:
         # master.grad = p.grad.float(); p.grad = None, one at a time: the
         # last bf16 gradient meets all the fp32 copies
         if s.strategy in ("single", "ddp"):
@@ -294,7 +318,7 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
             kept += fp32_grads
     moments.append(("optimizer step", {
         **base, **left, "grads": kept,
-        "transients": left["transients"] + step_extra}))
+        "transients": left["transients"] + h["step"]}))
 
     best = max(range(len(moments)),
                key=lambda i: sum(moments[i][1].values()))
@@ -305,7 +329,7 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
     return {"peak": sum(fam.values()), "phase": phase,
             "breakdown": {k: fam[k] for k in FAMILIES},
             "phases": {p: phases[p] for p in PHASES if p in phases},
-            "persistent": sum(base.values()), "cpu": cpu,
+            "persistent": sum(base.values()), "cpu": h["cpu"],
             "parameters": sum(p.numel for p in specs)}
 
 

@@ -241,6 +241,25 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
     check_options(optimizer, precision, implementation, micro_batches,
                   sharding)
     start = time.perf_counter()
+    traced, backends = trace(build_model, loss_fn, precision=precision,
+                             micro_batches=micro_batches,
+                             capability=capability)
+    result = per_rank(traced, optimizer, implementation, precision,
+                      sharding)
+    return Estimate(
+        peak=result["peak"], phase=result["phase"],
+        persistent=result["persistent"], breakdown=result["breakdown"],
+        phase_peaks=result["phases"], parameters=result["parameters"],
+        attention=backends, cpu=result["cpu"],
+        seconds=time.perf_counter() - start)
+
+
+def trace(build_model, loss_fn, *, precision: str = "fp32",
+          micro_batches: int = 1,
+          capability: tuple[int, int] = (9, 0)) -> tuple[Traced, dict]:
+    """The forward and backward passes of the whole model, traced on fake
+    tensors: the moments the sharding layer turns into one rank's step,
+    and how often each attention kernel ran."""
     low = precision in ("bf16-mixed", "bf16")
     with torch.device("meta"):
         model = build_model()
@@ -330,14 +349,7 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
                                   live.bias_matmul, capability),
         after={k: after[k] for k in ("activations", "weight_copies",
                                      "transients")})
-    result = per_rank(traced, optimizer, implementation, precision,
-                      sharding)
-    return Estimate(
-        peak=result["peak"], phase=result["phase"],
-        persistent=result["persistent"], breakdown=result["breakdown"],
-        phase_peaks=result["phases"], parameters=result["parameters"],
-        attention=dict(rules.backends), cpu=result["cpu"],
-        seconds=time.perf_counter() - start)
+    return traced, dict(rules.backends)
 
 
 def largest_micro_batch(build_model, loss_fn_for, budget: int,
