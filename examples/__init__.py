@@ -23,3 +23,23 @@ EXAMPLES = (
     "memory_calculator",
     "zero_fsdp",
 )
+
+# Modules that only *predict* what an example measures. The pages recompute those predictions from
+# the current code and never show the captured ones, so a change to these modules leaves the
+# measurement fresh; the capture stays fresh while the files that measure are unchanged (each one's
+# digest is recorded in the capture). See snippets/captures.py.
+PREDICTION_SOURCES: dict[str, tuple[str, ...]] = {
+    "memory_calculator": tuple(f"snippets/memcalc/{m}.py" for m in (
+        "__init__", "allocator", "baselines", "cuda_rules", "optimizers", "tracer", "transformer")),
+}
+
+# Examples written and smoke-tested on the CPU whose first GPU capture is still to be made, with
+# the reason. The tests skip their capture checks (saying why) and still run them at smoke size;
+# no page may show a number from one. Remove the entry with the capture's commit.
+AWAITING_CAPTURE: dict[str, str] = {}
+
+# Optional packages an example needs on the GPU, with the one line that says how to get them. The
+# runner checks them before it starts the example, so a missing one is reported at once.
+REQUIREMENTS: dict[str, dict[str, str]] = {
+    "mixed_precision": {"bitsandbytes": 'pip install -e ".[gpu]"  (8-bit Adam)'},
+}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import importlib.util
 import json
 import platform
 import sys
@@ -20,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from examples import EXAMPLES
-from snippets.captures import CAPTURES_DIR, ROOT, source_files, source_sha256, write_capture
+from examples import AWAITING_CAPTURE, EXAMPLES, REQUIREMENTS
+from snippets.captures import CAPTURES_DIR, ROOT, source_digests, source_files, source_sha256, write_capture
 
 SMOKE_DIR = ROOT / ".captures-smoke"
 
@@ -60,7 +61,7 @@ def _resolve(args: argparse.Namespace) -> tuple[list[str], torch.device, str, Pa
     return names, device, size, out
 
 
-def _provenance(name: str, device: torch.device, wall_s: float, sha: str) -> dict:
+def _provenance(name: str, device: torch.device, wall_s: float, sha: str, digests: dict) -> dict:
     cuda = device.type == "cuda"
     return {
         "device": device.type,
@@ -72,25 +73,40 @@ def _provenance(name: str, device: torch.device, wall_s: float, sha: str) -> dic
         "wall_s": round(wall_s, 2),
         "source_sha256": sha,
         "sources": [p.relative_to(ROOT).as_posix() for p in source_files(name)],
+        "source_digests": digests,
     }
+
+
+class MissingRequirement(Exception):
+    """An optional package the example needs on the GPU is not installed: the message says which."""
+
+
+def check_requirements(name: str, device: torch.device) -> None:
+    if device.type != "cuda":
+        return   # on a CPU the examples run without their optional packages
+    for module, how in REQUIREMENTS.get(name, {}).items():
+        if importlib.util.find_spec(module) is None:
+            raise MissingRequirement(f"{name} needs {module} on a GPU; install it: {how}")
 
 
 def run_one(name: str, device: torch.device, size: str) -> tuple[dict, float]:
     """Run examples.<name> and wrap its data as a capture (not yet written)."""
-    sha = source_sha256(name)  # hash what is about to run, before it runs
+    check_requirements(name, device)
+    sha, digests = source_sha256(name), source_digests(name)  # what is about to run, before it runs
     module = importlib.import_module(f"examples.{name}")
     start = time.perf_counter()
     data = module.run(device, size)
     wall_s = time.perf_counter() - start
     json.dumps(data, allow_nan=False)  # plain data only: fail here, not in a half-written file
-    return {"name": name, "size": size, "data": data, "provenance": _provenance(name, device, wall_s, sha)}, wall_s
+    return {"name": name, "size": size, "data": data, "provenance": _provenance(name, device, wall_s, sha, digests)}, wall_s
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(sys.argv[1:] if argv is None else argv)
         if args.list:
-            print("\n".join(EXAMPLES))
+            print("\n".join(f"{n}  (awaiting its first GPU capture: {AWAITING_CAPTURE[n]})"
+                            if n in AWAITING_CAPTURE else n for n in EXAMPLES))
             return 0
         names, device, size, out = _resolve(args)
     except UsageError as error:
@@ -108,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # one example failing must not stop or erase the others
             failed.append(name)
             message = str(error).splitlines()[0] if str(error) else ""
-            print(f"FAILED after {time.perf_counter() - start:.1f} s: {type(error).__name__}: {message}", flush=True)
+            kind = "" if isinstance(error, MissingRequirement) else f"{type(error).__name__}: "
+            print(f"FAILED after {time.perf_counter() - start:.1f} s: {kind}{message}", flush=True)
             if args.traceback:
                 traceback.print_exc()
             continue

@@ -13,7 +13,8 @@ Three markers, outside code blocks:
 Figures are SVG drawn at build time and served under captures/ or figures/, each in a <figure>
 with its alt text and caption (examples.render.Chart). A marker naming a missing capture, module
 or item fails the build, naming page and line; a stale capture (its example changed since) is
-shown with a warning, and the tests fail on it.
+shown with a warning, and the tests fail on it. An example still awaiting its first GPU capture
+(examples.AWAITING_CAPTURE) is listed in the index as such; no page may show it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import re
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
-from examples import EXAMPLES
+from examples import AWAITING_CAPTURE, EXAMPLES, PREDICTION_SOURCES
 from examples.render import Chart, markdown_table, renderer, svg
-from snippets.captures import ROOT, CaptureError, load_capture, provenance_line, refresh_command, source_sha256
+from snippets.captures import (ROOT, CaptureError, capture_path, changed_sources, load_capture, provenance_line,
+                               refresh_command)
 
 MARKER = re.compile(r"^<!--\s*(?P<kind>capture|figure):\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*-->[ \t]*$")
 VALUE = re.compile(r"\{\{\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*\}\}")
@@ -66,7 +68,7 @@ def _page_figure_modules() -> list[str]:
 
 def on_files(files, config):
     _figures.clear()
-    for name in EXAMPLES:
+    for name in _captured():
         where = f"docs/captures/{name}.json"
         capture = _capture(name, where)
         for item, draw in getattr(_renderer(name, where), "FIGURES", {}).items():
@@ -81,10 +83,18 @@ def on_files(files, config):
     return files
 
 
+def _captured() -> list[str]:
+    return [n for n in EXAMPLES if n not in AWAITING_CAPTURE or capture_path(n).is_file()]
+
+
+def _stale(capture: dict) -> bool:
+    return bool(changed_sources(capture, PREDICTION_SOURCES.get(capture["name"], ())))
+
+
 def _provenance(capture: dict) -> str:
     line = f'<p class="provenance">Measured: {provenance_line(capture)}</p>'
     name = capture["name"]
-    if source_sha256(name) != capture["provenance"]["source_sha256"]:
+    if _stale(capture):
         line += (f'\n\n!!! warning "Stale capture"\n    examples/{name}.py or a module it imports changed after this '
                  f"capture was made. Refresh it: `{refresh_command(name)}`")
     return line
@@ -105,9 +115,12 @@ def _index() -> str:
     shown_on = _pages_showing()
     rows = []
     for name in EXAMPLES:
+        if name not in _captured():
+            rows.append([f"`{name}`", "—", "—", "—", f"awaiting its first GPU capture: {AWAITING_CAPTURE[name]}"])
+            continue
         capture = _capture(name, "the capture index")
         p = capture["provenance"]
-        fresh = "fresh" if source_sha256(name) == p["source_sha256"] else "**stale**"
+        fresh = "**stale**" if _stale(capture) else "fresh"
         pages = ", ".join(f"[{title}]({src})" for src, title in shown_on.get(name, [])) or "—"
         rows.append([f"`{name}`", pages, p["date"][:10], f"{p['wall_s']:.1f}", fresh])
     table = markdown_table(["capture", "shown on", "date", "run (s)", "state"], rows, "lllrl")

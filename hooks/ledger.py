@@ -2,7 +2,7 @@
 
 The line `<!-- claims-ledger -->` becomes one table per page: each claim a test checks, the
 test's node id, and where it was verified (a capture's GPU, or the CPU under this build's torch).
-The entries come from `@pytest.mark.claim(...)` markers (tests/claims.py), so the ledger cannot
+The entries come from `@pytest.mark.claim(...)` markers (snippets/claims.py), so the ledger cannot
 list a claim that no test checks.
 """
 
@@ -16,7 +16,7 @@ from mkdocs.exceptions import PluginError
 
 from examples.render import markdown_table
 from snippets.captures import ROOT, CaptureError, load_capture
-from tests.claims import ledger
+from snippets.claims import ledger
 
 MARKER = "<!-- claims-ledger -->"
 

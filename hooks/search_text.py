@@ -8,7 +8,9 @@ search index reads (site.css hides it; KaTeX's own MathML serves screen readers)
 
 Code blocks are left out of the index too: a doctest that names AdamW twenty times would
 otherwise outrank the chapter that explains it. Inline code in sentences stays searchable. A
-chapter page (its navigation title starts "N · ") gets a search boost.
+chapter page (its navigation title starts "N · ") gets a search boost, and its topic words
+(`extra.search_topics` in mkdocs.yml) become its search tags, which Material's index weighs
+above titles: "ZeRO" finds chapter 8 before the pages that say "zero" or "zeros".
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def _replace(match: re.Match) -> str:
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if CHAPTER_TITLE.match(page.title or ""):
         page.meta.setdefault("search", {}).setdefault("boost", CHAPTER_BOOST)
+    topics = (config.extra.get("search_topics") or {}).get(page.file.src_uri)
+    if topics:
+        page.meta["tags"] = [str(t) for t in topics]
     return markdown
 
 

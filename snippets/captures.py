@@ -11,7 +11,12 @@ A capture is `docs/captures/<name>.json`:
 `source_sha256` hashes the example's source and every module of this
 repository it imports (snippets.*, examples.*), found by reading the import
 statements, so a capture is stale as soon as the code that produced it
-changes. Pages read captures with `load_capture`; the site shows
+changes; `source_digests` holds each file's own hash, so a stale capture
+names the files that changed. An example may declare modules that only
+*predict* what it measures (`examples.PREDICTION_SOURCES`): pages recompute
+those predictions from the current code and never show the captured ones,
+so only the files that measure (`measurement_files`) keep such a capture
+fresh. Pages read captures with `load_capture`; the site shows
 `provenance_line` under every table and figure made from one.
 """
 
@@ -76,9 +81,10 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-def source_files(name: str) -> list[Path]:
+def source_files(name: str, stop_at: tuple[str, ...] = ()) -> list[Path]:
     """examples/<name>.py and every local module it imports, transitively,
-    sorted."""
+    sorted. Modules in `stop_at` (repository paths) are left out, and so is
+    whatever only they import."""
     start = ROOT / "examples" / f"{name}.py"
     if not start.is_file():
         raise CaptureError(
@@ -88,10 +94,57 @@ def source_files(name: str) -> list[Path]:
     while todo:
         for module in _imported_modules(todo.pop()):
             path = _module_path(module)
-            if path is not None and path not in seen:
-                seen.add(path)
-                todo.append(path)
+            if path is None or path in seen:
+                continue
+            if path.relative_to(ROOT).as_posix() in stop_at:
+                continue
+            seen.add(path)
+            todo.append(path)
     return sorted(seen)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(
+        path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+
+
+def source_digests(name: str) -> dict[str, str]:
+    """{repository path: sha256} of every file source_files(name) lists."""
+    return {p.relative_to(ROOT).as_posix(): _digest(p)
+            for p in source_files(name)}
+
+
+def measurement_files(name: str,
+                      prediction_sources: tuple[str, ...]) -> list[Path]:
+    """The files that make an example's measurements: its sources, less the
+    modules that only predict (and what only they import)."""
+    return source_files(name, stop_at=prediction_sources)
+
+
+def changed_sources(capture: dict,
+                    prediction_sources: tuple[str, ...] = ()) -> list[str]:
+    """The files whose change makes `capture` stale, [] while it is fresh.
+
+    Without prediction sources every source counts, through the recorded
+    hash of them all; with them, only the measurement files, each through
+    its own recorded digest."""
+    name, p = capture["name"], capture["provenance"]
+    if not prediction_sources:
+        if p["source_sha256"] == source_sha256(name):
+            return []
+        recorded = p.get("source_digests") or {}
+        now = source_digests(name)
+        changed = sorted(f for f in set(recorded) | set(now)
+                         if recorded.get(f) != now.get(f))
+        return changed or [f.relative_to(ROOT).as_posix()
+                           for f in source_files(name)]
+    recorded = p.get("source_digests")
+    if recorded is None:
+        raise CaptureError(f"capture '{name}' records no per-file digests; "
+                           f"refresh it: {refresh_command(name)}")
+    return [f.relative_to(ROOT).as_posix()
+            for f in measurement_files(name, prediction_sources)
+            if recorded.get(f.relative_to(ROOT).as_posix()) != _digest(f)]
 
 
 def source_sha256(name: str) -> str:

@@ -153,3 +153,76 @@ def count_python_fences(text: str) -> int:
 def skip_directives(text: str) -> list[str]:
     """The argument strings of every `<!-- skip: ... -->` comment on a page."""
     return [m["arguments"] for m in SKIP.finditer(text)]
+
+
+# --- value bindings: `<!-- bind 0.1: lr -->` in the prose ----------------------------------------
+
+BIND_COMMENT = re.compile(r"<!--\s*bind\s+.*?-->", re.DOTALL)
+DEFERRED = "__deferred_bindings__"
+
+
+def bound_value_matches(typed: str, value) -> bool:
+    """Whether `value` is the number typed in the prose, to the precision it was typed with:
+    '0.1' takes 0.1000000015 (a float32), '16' takes 16 exactly from an int, '6.6e-4' takes 0.000655,
+    and a string value must show the same number."""
+    from tests.prose_numbers import NUMBER, normalise
+
+    if hasattr(value, "item") and callable(value.item):   # a 0-d tensor or a NumPy scalar
+        value = value.item()
+    plain = normalise(typed)
+    if isinstance(value, str):
+        return plain in {normalise(n) for n in NUMBER.findall(value)}
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"a binding's expression must give a number or a string, not {type(value).__name__}")
+    mantissa, _, exponent = plain.lower().partition("e")
+    if isinstance(value, int) and "." not in mantissa and not exponent:
+        return value == int(mantissa)
+    decimals = len(mantissa.partition(".")[2])
+    unit = 10.0 ** (int(exponent or 0) - decimals)
+    return abs(value - float(plain)) <= unit / 2 * (1 + 1e-9)
+
+
+def _check_binding(example: Example, line: int, number: str, expression: str) -> None:
+    __tracebackhide__ = True
+    value = eval(compile(expression, f"{example.path}:{line} (bind)", "eval"), example.namespace)
+    if not bound_value_matches(number, value):
+        raise AssertionError(f"{example.path}:{line}: the prose says {number}, bound to `{expression}`, "
+                             f"which is {value!r}")
+
+
+def run_bindings(example: Example) -> None:
+    """Check one comment's bindings now, or at the page's end if a name is defined further down."""
+    __tracebackhide__ = True
+    line, entries = example.parsed
+    for entry in entries:
+        try:
+            _check_binding(example, line, entry.number, entry.expression)
+        except NameError:
+            example.namespace.setdefault(DEFERRED, []).append((line, entry))
+
+
+def run_deferred_bindings(example: Example) -> None:
+    __tracebackhide__ = True
+    for line, entry in example.namespace.pop(DEFERRED, []):
+        try:
+            _check_binding(example, line, entry.number, entry.expression)
+        except NameError as error:
+            raise AssertionError(f"{example.path}:{line}: binding `{entry.expression}`: {error}") from None
+
+
+class BindingParser:
+    """Every `<!-- bind N: expression -->` in a page is an example (tests/prose_numbers.py says why)."""
+
+    def __call__(self, document: Document):
+        from sybil import Region
+
+        from tests.prose_numbers import bindings
+
+        found = False
+        for match in BIND_COMMENT.finditer(document.text):
+            line = document.text.count("\n", 0, match.start()) + 1
+            found = True
+            yield Region(match.start(), match.end(), (line, bindings(match[0])), run_bindings)
+        if found:   # the names a binding needs may be defined after it: check those at the end
+            end = len(document.text)
+            yield Region(end, end, None, run_deferred_bindings)

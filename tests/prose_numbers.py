@@ -16,6 +16,17 @@ Exempt, with the reason the rule gives:
   heading ("## 6.1 ..."), a format's name ("16-bit");
 * numbers listed in an explicit comment on the same line, with a reason:
   `<!-- exempt 0.4 1.0: what torch 0.4 and 1.0 did, history -->`.
+
+Token binding cannot tell two numbers the page really shows apart: where prose says 0.1 and the
+code shows both 0.1 and 0.0, a typo 0.1 -> 0.0 still matches. Such a number takes a *value
+binding* on its line, `<!-- bind 0.1: lr -->` (several: `<!-- bind 0.1: lr; 0.9: mu -->`): Sybil
+evaluates the expression in the page's namespace and fails unless it equals the number as typed
+(tests/docblocks.py), and the guard fails when the line no longer shows the bound number. Each
+entry binds one occurrence. `tests/test_pages.py` changes every digit of every number by +1 and
+-1 and requires the guard to notice, or the number to be exempt.
+
+Everything outside code and comments is read: headings, tables, the titles of folds (`??? note
+"..."`, `!!! tip "..."`, `<summary>`) and the indented prose inside folds and admonitions.
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ NUMBER = re.compile(
 SEPARATORS = re.compile(r",|\{,\}|\\,|_")
 COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 EXEMPT = re.compile(r"<!--\s*exempt\s+(?P<numbers>[^:]+?)\s*:\s*(?P<reason>[^>]*?)\s*-->")
+BIND = re.compile(r"<!--\s*bind\s+(?P<entries>.*?)\s*-->", re.DOTALL)
+BIND_ENTRY = re.compile(r"^\s*(?P<number>[^:;\s]+)\s*:\s*(?P<expression>[^;]+?)\s*$")
 VALUE = re.compile(r"\{\{\s*[a-z0-9_]+/[a-z0-9_]+\s*\}\}")
 LINK_TARGET = re.compile(r"\]\([^)]*\)|<https?://[^>]*>|https?://\S+")
 PRODUCTS = (r"torch|PyTorch|Python|CUDA|cu|MkDocs|mkdocs|Material|Sybil|pytest|Playwright|Chromium|"
@@ -45,7 +58,7 @@ VERSION = re.compile(rf"(?:\b(?:{PRODUCTS})[ \t]*(?:[<>=≥≤]+[ \t]*)?v?)(?P<v
 REFERENCE = re.compile(r"(?:\barXiv:?\s*|\bPRs?\s+|\bissues?\s+|\bpull\s+|\bEqs?\.\s*|\bEquation\s+|"
                        r"\bAlgorithm\s+|\bAppendix\s+|\bFigure\s+|\bTable\s+|\bSection\s+|\b[Cc]hapters?\s+)"
                        r"(?P<ref>\d+(?:\.\d+)*)")
-HEADING_NUMBER = re.compile(r"^#{1,6}\s+(?P<n>\d+(?:\.\d+)*[a-z]?)\b")
+HEADING_NUMBER = re.compile(r"^#{1,6}\s+(?P<n>\d+(?:\.\d+)*[a-z]?)(?=\.?(?:\s|$))")
 FORMAT_NAME = re.compile(r"(?<![\w.])(?P<n>\d+)-bit\b")  # "16-bit", "8-bit": a format's name
 
 
@@ -54,9 +67,30 @@ class Unbound:
     page: str
     line: int
     number: str
+    orphan: bool = False   # a value binding whose number the line no longer shows
 
     def __str__(self) -> str:
+        if self.orphan:
+            return f"{self.page}:{self.line}: the line binds '{self.number}' but no longer shows it"
         return f"{self.page}:{self.line}: '{self.number}' is in the prose but in no code or output on the page"
+
+
+@dataclass(frozen=True)
+class Binding:
+    number: str       # as typed in the comment
+    expression: str   # Python, evaluated in the page's namespace
+
+
+def bindings(line: str) -> list[Binding]:
+    """The value bindings of one line: `<!-- bind 0.1: lr; 0.9: mu -->`."""
+    found = []
+    for match in BIND.finditer(line):
+        for entry in match["entries"].split(";"):
+            parsed = BIND_ENTRY.match(entry)
+            if not parsed or not NUMBER.fullmatch(parsed["number"]):
+                raise ValueError(f"a binding is 'NUMBER: expression': {entry.strip()!r} in {match[0]!r}")
+            found.append(Binding(parsed["number"], parsed["expression"]))
+    return found
 
 
 def normalise(token: str) -> str:
@@ -105,6 +139,11 @@ def _exempt_spans(line: str) -> list[tuple[int, int]]:
 
 def prose_numbers(line: str) -> list[str]:
     """The non-exempt numbers of one prose line, as typed."""
+    return [match[1] for match in _number_matches(line)]
+
+
+def _number_matches(line: str) -> list[re.Match]:
+    """The regex matches of the non-exempt numbers of one prose line (positions in `line`)."""
     exempt_listed: set[str] = set()
     for match in EXEMPT.finditer(line):
         if not match["reason"].strip():
@@ -122,12 +161,26 @@ def prose_numbers(line: str) -> list[str]:
             continue
         if re.fullmatch(r"\d", value):  # a single digit
             continue
-        if re.fullmatch(r"(19[9]\d|20[0-3]\d)", value):  # a year
+        if token == value and re.fullmatch(r"(199\d|20[0-3]\d)", value):  # a year; never "2,000"
             continue
         if value in exempt_listed:
             continue
-        found.append(token)
+        found.append(match)
     return found
+
+
+def line_problems(line: str, shown: set[str]) -> list[tuple[str, bool]]:
+    """(number, orphan) for each number of a prose line that is not bound: not value-bound and
+    not shown by the page's code, or value-bound but gone from the line."""
+    unbound: list[tuple[str, bool]] = []
+    pending = [normalise(b.number) for b in bindings(line)]
+    for token in prose_numbers(line):
+        value = normalise(token)
+        if value in pending:
+            pending.remove(value)   # each binding entry covers one occurrence
+        elif value not in shown:
+            unbound.append((token, False))
+    return unbound + [(number, True) for number in pending]
 
 
 def unbound_numbers(page: Path, root: Path | None = None) -> list[Unbound]:
@@ -135,11 +188,45 @@ def unbound_numbers(page: Path, root: Path | None = None) -> list[Unbound]:
     prose, code = split_page(text)
     shown = shown_numbers(code)
     name = page.relative_to(root).as_posix() if root else page.name
-    return [Unbound(name, lineno, token) for lineno, line in prose for token in prose_numbers(line)
-            if normalise(token) not in shown]
+    return [Unbound(name, lineno, token, orphan) for lineno, line in prose
+            for token, orphan in line_problems(line, shown)]
 
 
-def mutate(token: str) -> str:
-    """The same number with its last digit changed (9 -> 0, else +1)."""
-    last = token[-1]
-    return token[:-1] + str((int(last) + 1) % 10)
+def exempt_numbers(line: str) -> set[str]:
+    return {normalise(n) for m in EXEMPT.finditer(line) for n in m["numbers"].replace(",", " ").split()}
+
+
+def digit_changes(token: str) -> list[str]:
+    """The token with one digit changed by +1 or -1, for every digit (no new leading zero)."""
+    changed = []
+    for i, char in enumerate(token):
+        if not char.isdigit():
+            continue
+        for step in (1, -1):
+            digit = int(char) + step
+            if not 0 <= digit <= 9:
+                continue
+            new = token[:i] + str(digit) + token[i + 1:]
+            if re.match(r"0\d", new) or new == token:
+                continue
+            changed.append(new)
+    return changed
+
+
+def uncaught_changes(page: Path) -> list[str]:
+    """'page:line: 'N' -> 'M'' for every one-digit change of a prose number the guard would miss
+    (exempt numbers excepted)."""
+    prose, code = split_page(page.read_text(encoding="utf-8"))
+    shown = shown_numbers(code)
+    missed = []
+    for lineno, line in prose:
+        exempt = exempt_numbers(line)
+        for match in _number_matches(line):
+            token = match[1]
+            if normalise(token) in exempt:
+                continue
+            for new in digit_changes(token):
+                changed = line[:match.start(1)] + new + line[match.end(1):]
+                if not line_problems(changed, shown):
+                    missed.append(f"{page.name}:{lineno}: '{token}' -> '{new}'")
+    return missed

@@ -13,12 +13,27 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD_INPUTS = ("mkdocs.yml", "docs", "snippets", "hooks", "examples", "tests")
 
 
+def mkdocs_command() -> Path:
+    """The `mkdocs` console script of this interpreter's environment, as a user types it."""
+    return Path(sys.executable).with_name("mkdocs")
+
+
 def build(project: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONPATH=str(project))
+    """`mkdocs build --strict` of the project. The repository itself is built by the plain
+    `mkdocs` command from its root, exactly as typed in the venv (no PYTHONPATH: the hooks must
+    find `snippets` and `examples` as installed); a copy, which the install does not point at, is
+    built with its own folder first on the path."""
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    env.pop("PYTHONPATH", None)
+    if project.resolve() == ROOT:
+        command = [str(mkdocs_command())]
+    else:
+        command = [sys.executable, "-m", "mkdocs"]
+        env["PYTHONPATH"] = str(project)
+        env["OASM_NOTEBOOK_EXECUTE"] = "false"   # a throwaway copy: its notebook's outputs are not read
     return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(project / "mkdocs.yml"),
-         "--site-dir", str(site_dir)],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        command + ["build", "--strict", "--config-file", str(project / "mkdocs.yml"), "--site-dir", str(site_dir)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )
 
 

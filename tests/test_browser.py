@@ -137,6 +137,7 @@ SEARCHES = {  # a topic a reader types, and the chapter that must come first
     "checkpointing": "checkpointing/",
     "momentum": "sgd-momentum/",
     "foreach": "optimizer-step/",
+    "ZeRO": "zero-fsdp/",         # not chapter 1 or 4c, which say "zero" and "zeros"
 }
 
 

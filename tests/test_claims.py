@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.claims import ROOT, Claim, _claims_in, ledger
+from snippets.claims import ROOT, Claim, _claims_in, ledger
 
 
 def uncollected(claims: list[Claim]) -> list[str]:
@@ -30,12 +30,9 @@ def test_a_ledger_entry_naming_a_missing_test_is_caught():
 
 
 def test_claim_markers_are_read_from_the_source(tmp_path):
-    path = ROOT / "tests" / "test_zz_claims_probe.py"
+    path = tmp_path / "tests" / "test_zz_claims_probe.py"
+    path.parent.mkdir()
     path.write_text('import pytest\n\n@pytest.mark.claim("Adam keeps two moments", page="adam.md#x", '
                     'capture="optimizer_state")\ndef test_probe():\n    pass\n', encoding="utf-8")
-    try:
-        claims = _claims_in(path)
-    finally:
-        path.unlink()
-    assert claims == [Claim("Adam keeps two moments", "adam.md#x", "tests/test_zz_claims_probe.py::test_probe",
-                            "optimizer_state")]
+    assert _claims_in(path, root=tmp_path) == [
+        Claim("Adam keeps two moments", "adam.md#x", "tests/test_zz_claims_probe.py::test_probe", "optimizer_state")]

@@ -12,7 +12,8 @@ from sybil import Document
 from sybil.parsers.markdown import SkipParser
 
 from tests.docblocks import (
-    DOCS, IncludeError, PageCodeBlockParser, PagePythonParser, count_python_fences, skip_directives,
+    DOCS, BindingParser, IncludeError, PageCodeBlockParser, PagePythonParser, bound_value_matches,
+    count_python_fences, skip_directives,
 )
 
 MAX_SKIPS = 3
@@ -43,7 +44,7 @@ def test_skips_are_few_and_each_gives_a_reason():
 def _evaluate(tmp_path: Path, text: str):
     page = tmp_path / "page.md"
     page.write_text(text, encoding="utf-8")
-    document = Document.parse(str(page), PagePythonParser(), SkipParser())
+    document = Document.parse(str(page), PagePythonParser(), SkipParser(), BindingParser())
     for example in document.examples():
         example.evaluate()
     return page, document
@@ -87,3 +88,31 @@ def test_skip_with_a_reason_skips(tmp_path):
     with pytest.raises(unittest.SkipTest) as skipped:
         _evaluate(tmp_path, '<!-- skip: next "needs a GPU" -->\n\n```python\nraise RuntimeError\n```\n')
     assert "needs a GPU" in str(skipped.value)
+
+
+def test_a_value_binding_passes_fails_at_its_line_and_may_name_what_comes_later(tmp_path):
+    code = "```python\nlr = 0.1\nsteps = 2000\n```\n"
+    _evaluate(tmp_path, "lr 0.1 <!-- bind 0.1: lr -->\n\n" + code)      # lr is defined further down
+    _evaluate(tmp_path, code + "\n2,000 steps <!-- bind 2,000: steps; 0.1: lr -->\n")
+    with pytest.raises(AssertionError, match=r"page.md:6: the prose says 0.2, bound to `lr`, which is 0.1"):
+        _evaluate(tmp_path, code + "\nlr 0.2 <!-- bind 0.2: lr -->\n")
+    with pytest.raises(AssertionError, match=r"page.md:1: binding `rate`: name 'rate' is not defined"):
+        _evaluate(tmp_path, "lr 0.1 <!-- bind 0.1: rate -->\n\n" + code)
+
+
+@pytest.mark.parametrize("typed, value, ok", [
+    ("0.1", 0.10000000149011612, True),    # a float32 0.1, as typed
+    ("0.1", 0.2, False),
+    ("1.11", 1.1111, True),
+    ("1.11", 1.116, False),
+    ("16", 16, True),
+    ("16", 17, False),
+    ("35{,}594", 35594, True),
+    ("6.6e-4", 0.000655, True),
+    ("6.6e-4", 0.00068, False),
+    ("0.90000001", 0.9000000099999999, True),
+    ("2,048", "2048 bytes", True),
+    ("2,048", "2049 bytes", False),
+])
+def test_a_bound_value_matches_to_the_precision_typed(typed, value, ok):
+    assert bound_value_matches(typed, value) is ok

@@ -204,6 +204,27 @@ def test_the_built_page_offers_the_notebook_for_download(site):
     assert not [h for h in links.hrefs if urlsplit(h).path.endswith(".md")], "a link still points to a .md file"
 
 
+@pytest.mark.claim("The notebook page shows every code cell's output, run when the site is built",
+                   page="notebooks/week1.py")
+@pytest.mark.build
+def test_the_notebook_page_shows_the_outputs_of_its_cells(site):
+    """The prose refers to tables the cells print: the page must show them (mkdocs-jupyter runs the
+    notebook at build time). Every code cell that prints shows an output, and the outputs are the
+    ones a run gives."""
+    import html as html_module
+
+    page = (site / PAGE).read_text(encoding="utf-8")
+    outputs = [html_module.unescape(re.sub(r"<[^>]+>", "", o)) for o in re.findall(
+        r'class="jp-RenderedText jp-OutputArea-output" data-mime-type="text/plain"[^>]*>(.*?)</div>', page, re.S)]
+    notebook = jupytext.read(ROOT / "docs" / "notebooks" / "week1.py")
+    printing = [c for c in notebook.cells if c.cell_type == "code" and "print(" in c.source]
+    assert len(outputs) >= len(printing), f"{len(outputs)} outputs shown for {len(printing)} printing cells"
+    shown = "\n".join(outputs)
+    for text in ("P (numel): 35594", "Adam(decoupled) == AdamW, bitwise: True", "gradients bitwise equal: True"):
+        assert text in shown, f"the page does not show the output {text!r}"
+    assert not re.search(r'<div[^>]*data-mime-type="application/vnd.jupyter.stderr"', page), "a cell wrote to stderr"
+
+
 @pytest.mark.build
 def test_the_downloaded_notebook_runs_outside_the_repository(site, tmp_path):
     reader = tmp_path / "reader"  # an empty folder: no snippets/ beside the notebook

@@ -79,4 +79,32 @@ def test_list_names_every_example():
     result = _run_cli("--list")
     assert result.returncode == 0
     from examples import EXAMPLES
-    assert result.stdout.split() == list(EXAMPLES)
+    assert [line.split()[0] for line in result.stdout.splitlines()] == list(EXAMPLES)
+
+
+@pytest.mark.claim("On a GPU without bitsandbytes, mixed_precision fails at once in one line naming the "
+                   "extra to install, and the other examples still run", page="measured.md#refreshing-them")
+def test_a_missing_optional_package_is_named_with_the_extra_that_installs_it(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(runner.REQUIREMENTS, "mixed_precision", {"no_such_package_xyz": 'pip install -e ".[gpu]"'})
+    cuda = torch.device("cuda")
+    with pytest.raises(runner.MissingRequirement, match=r'mixed_precision needs no_such_package_xyz on a GPU; '
+                                                       r'install it: pip install -e "\.\[gpu\]"'):
+        runner.check_requirements("mixed_precision", cuda)
+    runner.check_requirements("mixed_precision", torch.device("cpu"))   # a CPU smoke run needs none
+    runner.check_requirements("zero_grad", cuda)
+    monkeypatch.setattr(runner, "_resolve", lambda args: (["mixed_precision"], cuda, "full", tmp_path))
+    monkeypatch.setattr(runner.torch.cuda, "get_device_name", lambda device: "a GPU")
+    assert runner.main(["mixed_precision"]) == 1
+    out = capsys.readouterr().out
+    assert 'FAILED after 0.0 s: mixed_precision needs no_such_package_xyz on a GPU; install it: pip install -e ".[gpu]"' in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_gpu_extra_names_what_requirements_ask_for():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for needs in runner.REQUIREMENTS.values():
+        for module, how in needs.items():
+            extra = how.split('".[')[1].split("]")[0]
+            assert any(req.startswith(module) for req in extras[extra]), (module, extra)

@@ -142,3 +142,67 @@ def test_every_page_has_the_provenance_footer(site):
             uncaptured.append(src)
     assert not missing, f"pages without the provenance footer: {missing}"
     assert not uncaptured, f"pages that show captures but do not name them in the footer: {uncaptured}"
+
+
+def test_no_hook_imports_the_tests():
+    """A hook that imports tests/ works only under `python -m mkdocs` from the repository root;
+    `mkdocs build` typed in the venv then fails. What the build and the tests share lives in snippets/."""
+    import ast
+
+    offenders = []
+    for hook in sorted((ROOT / "hooks").glob("*.py")):
+        for node in ast.walk(ast.parse(hook.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"hooks/{hook.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert not offenders, offenders
+
+
+@pytest.mark.claim("`mkdocs serve` and `mkdocs build`, typed in the project's venv, work",
+                   page="index.md")
+def test_mkdocs_serve_typed_in_the_venv_serves_the_site(site, tmp_path):
+    """The session's site was built by the plain `mkdocs build` (tests/sitebuild.py); this runs the
+    plain `mkdocs serve` the README names, from the repository root, with no PYTHONPATH."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.sitebuild import mkdocs_command
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", OASM_NOTEBOOK_EXECUTE="false")  # the site fixture ran it
+    env.pop("PYTHONPATH", None)
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen([str(mkdocs_command()), "serve", "--no-livereload", "--dev-addr",
+                                   f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
+    try:
+        deadline, body = time.monotonic() + 150, ""
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    body = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert server.poll() is None, f"mkdocs serve exited: {log.read_text()[-2000:]}"
+        assert "Optimizers as State Machines" in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_home_comes_first_and_the_evening_pages_right_after(site):
+    """Home has no "Previous" page; its "Next" is the first page of "Before the meeting"."""
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    first, second = config["nav"][:2]
+    assert first == {"Home": "index.md"}, first
+    assert list(second) == ["Before the meeting"], second
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert "md-footer__link--prev" not in home, "Home shows a Previous link"
+    nxt = re.search(r'<a href="([^"]+)" class="md-footer__link md-footer__link--next"', home)
+    assert nxt and nxt[1].rstrip("/").endswith("cheat-sheet"), nxt and nxt[1]

@@ -9,7 +9,9 @@ A test that checks something a page says carries the marker
 the test checks (the claim was then verified on that capture's GPU), or None when the test
 verifies it on the CPU under the torch of the test run. `ledger()` finds every such marker by
 reading the test files (no import, no run), so the ledger page lists exactly the claims some test
-checks; tests/test_claims.py proves each entry names a test that pytest collects.
+checks; tests/test_claims.py proves each entry names a test that pytest collects. It lives in
+snippets/ because the build reads it too (hooks/ledger.py): a hook never imports the tests, so that
+`mkdocs build` works as typed in the venv.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _literal(node: ast.AST | None):
     return None if node is None else ast.literal_eval(node)
 
 
-def _claims_in(path: Path) -> list[Claim]:
+def _claims_in(path: Path, root: Path = ROOT) -> list[Claim]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found = []
     for node in ast.walk(tree):
@@ -55,7 +57,7 @@ def _claims_in(path: Path) -> list[Claim]:
             found.append(Claim(
                 text=_literal(decorator.args[0]),
                 page=_literal(keywords["page"]),
-                test=f"{path.relative_to(ROOT).as_posix()}::{node.name}",
+                test=f"{path.relative_to(root).as_posix()}::{node.name}",
                 capture=_literal(keywords.get("capture")),
             ))
     return found
