@@ -166,3 +166,28 @@ def with_options(d: Decoder, **changes) -> Decoder:
     new = replace(d, **changes)
     check(new)
     return new
+
+
+def hf_config_dict(d: Decoder) -> dict:
+    """The config.json transformers would read for these shapes (GPT-2,
+    Llama, Qwen2 or Mixtral), for building the model itself."""
+    check(d)
+    if d.positions == "learned":
+        return {"model_type": "gpt2", "vocab_size": d.vocab,
+                "n_embd": d.hidden, "n_layer": d.layers, "n_head": d.heads,
+                "n_positions": d.max_positions,
+                "n_inner": d.ffn or None, "tie_word_embeddings": d.tied}
+    common = {"vocab_size": d.vocab, "hidden_size": d.hidden,
+              "num_hidden_layers": d.layers,
+              "num_attention_heads": d.heads,
+              "num_key_value_heads": d.kv_heads or d.heads,
+              "intermediate_size": d.ffn_width,
+              "tie_word_embeddings": d.tied,
+              "max_position_embeddings": d.max_positions or 4096}
+    if d.experts:
+        return {**common, "model_type": "mixtral",
+                "num_local_experts": d.experts,
+                "num_experts_per_tok": d.top_k}
+    if d.qkv_bias:
+        return {**common, "model_type": "qwen2"}
+    return {**common, "model_type": "llama"}
