@@ -34,7 +34,7 @@ sharded parameters too, to a per-rank CPU column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from snippets.memcalc import optimizers as opt
 from snippets.memcalc.allocator import round_block as R
@@ -196,13 +196,13 @@ def holdings(t: Traced, optimizer: str, implementation: str,
     # The tensors the optimizer updates on this rank, in their dtype.
     step_item = 4 if mixed else item
     if s.strategy in ("single", "ddp"):
-        owned = [opt.Param(p.shape, step_item) for p in specs]
+        owned = [replace(p, itemsize=step_item) for p in specs]
     elif s.strategy == "zero-redundancy":
         mine = zero_redundancy_partition([p.numel for p in specs], N)
-        owned = [opt.Param(specs[i].shape, step_item) for i in mine]
+        owned = [replace(specs[i], itemsize=step_item) for i in mine]
     elif fsdp:
-        owned = [opt.Param(shard_rows(p.shape, N), step_item)
-                 for p in specs]
+        owned = [replace(p, shape=shard_rows(p.shape, N),
+                         itemsize=step_item) for p in specs]
     else:    # DeepSpeed: one flat fp32 (or model dtype) partition
         total = sum(p.numel for p in specs)
         owned = [opt.Param((flat_shard(total, N),), step_item)]

@@ -174,10 +174,29 @@ def _to_fake(model: nn.Module, fake: FakeTensorMode,
                 module._buffers[name] = convert(b)
 
 
-def _param_specs(model: nn.Module) -> list[opt.Param]:
-    """The trainable parameters, in the dtype they are stored in."""
-    return [opt.Param(tuple(p.shape), p.element_size())
+MUON_PARTITIONS = ("hidden", "every-matrix")
+
+
+def _param_specs(model: nn.Module, outside: set[int]) -> list[opt.Param]:
+    """The trainable parameters, in the dtype they are stored in; those in
+    `outside` (embeddings, the head) are not hidden-layer matrices."""
+    return [opt.Param(tuple(p.shape), p.element_size(),
+                      hidden=id(p) not in outside)
             for p in model.parameters() if p.requires_grad]
+
+
+def _embeddings_and_head(model: nn.Module, ran: list[nn.Module]) -> set[int]:
+    """Ids of the parameters Muon leaves to AdamW besides vectors: every
+    nn.Embedding's, and the output head's, the last module of the forward
+    pass to own a 2-D parameter (a Linear or a tied embedding)."""
+    outside = {id(p) for m in model.modules() if isinstance(m, nn.Embedding)
+               for p in m.parameters()}
+    for module in reversed(ran):
+        own = [p for p in module.parameters(recurse=False) if p.dim() == 2]
+        if own:
+            outside.update(id(p) for p in own)
+            break
+    return outside
 
 
 def _units(model: nn.Module) -> list[list[int]]:
@@ -227,7 +246,8 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
              precision: str = "fp32", implementation: str = "foreach",
              micro_batches: int = 1, ranks: int = 1, zero_stage: int = 0,
              sharding: Sharding | None = None,
-             capability: tuple[int, int] = (9, 0)) -> Estimate:
+             capability: tuple[int, int] = (9, 0),
+             muon_partition: str = "hidden") -> Estimate:
     """Predict the peak of torch.cuda.max_memory_allocated() over a
     steady-state training step (step >= 2), above what was allocated before
     the model was built, for the model `build_model()` returns.
@@ -236,14 +256,21 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
     dtype, for floating inputs) and returns the loss; autocast is applied
     by `precision`, not by loss_fn. The step is: `micro_batches` forward and
     backward passes, `optimizer.step()`, `zero_grad(set_to_none=True)`.
+    `muon_partition` "hidden" gives Muon the 2-D weights of hidden layers
+    (embeddings, the head, vectors to AdamW); "every-matrix" every 2-D
+    parameter, as the harness of the captured Muon row did.
     """
+    if muon_partition not in MUON_PARTITIONS:
+        raise ValueError("muon_partition: one of "
+                         + ", ".join(MUON_PARTITIONS))
     sharding = sharding_of(ranks, zero_stage, sharding)
     check_options(optimizer, precision, implementation, micro_batches,
                   sharding)
     start = time.perf_counter()
     traced, backends = trace(build_model, loss_fn, precision=precision,
                              micro_batches=micro_batches,
-                             capability=capability)
+                             capability=capability,
+                             every_matrix=muon_partition == "every-matrix")
     result = per_rank(traced, optimizer, implementation, precision,
                       sharding)
     return Estimate(
@@ -255,8 +282,8 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
 
 
 def trace(build_model, loss_fn, *, precision: str = "fp32",
-          micro_batches: int = 1,
-          capability: tuple[int, int] = (9, 0)) -> tuple[Traced, dict]:
+          micro_batches: int = 1, capability: tuple[int, int] = (9, 0),
+          every_matrix: bool = False) -> tuple[Traced, dict]:
     """The forward and backward passes of the whole model, traced on fake
     tensors: the moments the sharding layer turns into one rank's step,
     and how often each attention kernel ran."""
@@ -313,12 +340,16 @@ def trace(build_model, loss_fn, *, precision: str = "fp32",
 
     hooks = []
     losses = []
+    ran: list[nn.Module] = []      # modules in the order they return
+    order = nn.modules.module.register_module_forward_hook(
+        lambda module, args, output: ran.append(module))
     try:
         with fake, live, rules:
             for _ in range(min(micro_batches, 2)):
                 live.phase, live.default = "forward", "activations"
                 rules.casting = autocast is not None
                 losses = [loss_fn(model)]
+                order.remove()
                 rules.casting = False
                 rules.clear_cache()         # autocast's exit
                 live.phase, live.default = "backward", "transients"
@@ -332,10 +363,11 @@ def trace(build_model, loss_fn, *, precision: str = "fp32",
                 live.settle()
                 live.record()
     finally:
-        for h in handles + hooks:
+        for h in handles + hooks + [order]:
             h.remove()
 
-    specs = _param_specs(model)
+    specs = _param_specs(model, set() if every_matrix
+                         else _embeddings_and_head(model, ran))
     after = dict(live.totals)
     trainable = sum(round_block(p.nbytes) for p in specs)
     moments = [(phase, {k: v for k, v in zip(CATEGORIES, values)

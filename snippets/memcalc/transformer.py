@@ -14,7 +14,7 @@ tests/golden/memcalc.json holds its answers for the JavaScript to match.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from snippets.memcalc import optimizers as opt
 from snippets.memcalc.allocator import round_block as R
@@ -60,7 +60,9 @@ def param_list(m: Shape) -> list[opt.Param]:
         shapes += [(h,), (h,), (q3, h), (q3,), (h, h), (h,), (h,), (h,),
                    (f, h), (f,), (h, f), (h,)]
     shapes += [(h,), (h,)]
-    return [opt.Param(s, item) for s in shapes]
+    # the token and position tables (the head is the token table) are
+    # embeddings: AdamW's under Muon
+    return [opt.Param(s, item, hidden=i > 1) for i, s in enumerate(shapes)]
 
 
 def kv_width(m: Shape) -> int:
@@ -113,7 +115,7 @@ def estimate_transformer(m: Shape) -> dict:
 
     # Persistent: parameters (the state is the sharding layer's).
     params = param_list(m)
-    stored = [opt.Param(p.shape, pb) for p in params]
+    stored = [replace(p, itemsize=pb) for p in params]
     param_bytes = sum(R(p.nbytes) for p in stored)
     if m.attention == "eager":                  # the causal mask buffers
         param_bytes += L * R(s * s)
