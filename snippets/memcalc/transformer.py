@@ -103,6 +103,15 @@ def _attention_saved(m: Shape, c: int) -> int:
 def estimate_transformer(m: Shape) -> dict:
     """The closed form. Returns the peak, its phase, the persistent bytes
     and the breakdown at the peak (the families of estimate())."""
+    result = per_rank(trace_transformer(m), m.optimizer, m.implementation,
+                      m.precision, sharding(m))
+    result["kernel"] = attention_kernel(m)
+    return result
+
+
+def trace_transformer(m: Shape) -> Traced:
+    """The moments of the whole model's forward and backward passes,
+    written out: what the sharding layer turns into one rank's step."""
     check(m)
     b, s, h, a, V, L = m.batch, m.seq, m.hidden, m.heads, m.vocab, m.layers
     T, f = b * s, 4 * h
@@ -217,13 +226,9 @@ def estimate_transformer(m: Shape) -> dict:
                    + R(T * h * r) + 2 * R(T * h * c) + R(V * h * pb))
     # The optimizer step is the sharding layer's: over the rank's shard.
     units = [list(range(2 + i * 12, 14 + i * 12)) for i in range(L)]
-    traced = Traced(moments=moments, specs=stored, units=units,
-                    fixed=param_bytes - grad_bytes, workspace=workspace,
-                    after={"activations": R(4)})
-    result = per_rank(traced, m.optimizer, m.implementation, m.precision,
-                      sharding(m))
-    result["kernel"] = kernel
-    return result
+    return Traced(moments=moments, specs=stored, units=units,
+                  fixed=param_bytes - grad_bytes, workspace=workspace,
+                  after={"activations": R(4)})
 
 
 def sharding(m: Shape) -> Sharding:
