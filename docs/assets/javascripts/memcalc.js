@@ -919,9 +919,12 @@
       if (PRESETS[preset.value]) apply(preset.value);
       update();
     });
+    // Only the model's own shapes make it another model: the sequence, the
+    // micro-batch, accumulation and ranks are the step's, not the model's.
+    var SHAPES = ["layers", "hidden", "heads", "kv_heads", "vocab"];
     form.addEventListener("input", function (event) {
-      if (event.target !== preset && NUMBERS.some(function (s) {
-        return controls[s[0]] === event.target;
+      if (SHAPES.some(function (name) {
+        return controls[name] === event.target;
       })) preset.value = "custom";
       update();
     });
