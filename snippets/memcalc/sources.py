@@ -157,9 +157,14 @@ def hf_case(config, batch: int = 1, seq: int | None = None,
     def build():
         config.use_cache = False
         model = auto.from_config(config, attn_implementation=attention)
-        if checkpointing == "full":
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False})
+        if checkpointing == "full":     # renamed in transformers 5.x
+            kwargs = {"use_reentrant": False}
+            if hasattr(model, "activation_checkpointing_enable"):
+                model.activation_checkpointing_enable(
+                    activation_checkpointing_kwargs=kwargs)
+            else:
+                model.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs=kwargs)
         model.train()
         return model
 
