@@ -191,3 +191,33 @@ def hf_config_dict(d: Decoder) -> dict:
     if d.qkv_bias:
         return {**common, "model_type": "qwen2"}
     return {**common, "model_type": "llama"}
+
+
+DECODER_TYPES = ("llama", "mistral", "qwen2", "mixtral")
+
+
+def from_hf_config(config) -> Decoder:
+    """The shapes of a Llama, Mistral, Qwen2 or Mixtral config (a
+    transformers config object or its dict); ValueError for another."""
+    c = config if isinstance(config, dict) else config.to_dict()
+    kind = c.get("model_type")
+    if kind not in DECODER_TYPES:
+        raise ValueError(f"no closed form for model_type {kind!r} (only "
+                         + ", ".join(DECODER_TYPES) + "): trace it")
+    heads = c["num_attention_heads"]
+    head_dim = c.get("head_dim") or c["hidden_size"] // heads
+    if head_dim * heads != c["hidden_size"]:
+        raise ValueError("head_dim x heads != hidden_size: trace it")
+    return Decoder(vocab=c["vocab_size"], hidden=c["hidden_size"],
+                   layers=c["num_hidden_layers"], heads=heads,
+                   kv_heads=c.get("num_key_value_heads") or heads,
+                   ffn=c["intermediate_size"], mlp="swiglu",
+                   norm="rmsnorm", linear_bias=False,
+                   qkv_bias=kind == "qwen2",
+                   tied=bool(c.get("tie_word_embeddings", False)),
+                   positions="rotary",
+                   max_positions=c.get("max_position_embeddings", 0) or 0,
+                   experts=c.get("num_local_experts", 0) if
+                   kind == "mixtral" else 0,
+                   top_k=c.get("num_experts_per_tok", 0) if
+                   kind == "mixtral" else 0)

@@ -279,12 +279,14 @@ def holdings(t: Traced, optimizer: str, implementation: str,
 
 
 def per_rank(t: Traced, optimizer: str, implementation: str,
-             precision: str, s: Sharding) -> dict:
+             precision: str, s: Sharding, known: dict | None = None) -> dict:
     """What rank 0 of `s.ranks` holds at every moment of the step, the
     optimizer step added by rule over its own shard. Returns the peak, its
     phase, the breakdown at the peak, the largest moment of each phase,
     the persistent bytes, the per-rank CPU bytes and the parameters."""
-    h = holdings(t, optimizer, implementation, precision, s)
+    # `known`: holdings already computed for the same parameters (they do
+    # not depend on the micro-batch), as a search over batches reuses them
+    h = known or holdings(t, optimizer, implementation, precision, s)
     specs, full = t.specs, h["full_grads"]
     mixed = precision == "bf16-mixed"
     base = {**dict.fromkeys(FAMILIES, 0), "params": h["params"],
