@@ -81,6 +81,7 @@ def measure(ranks, strategy, reshard, mixed):
         for o in optimizers:
             o.zero_grad()
     after = held(model, optimizers)
+    torch.distributed.destroy_process_group()
     return {"params": after["params"], "grads": grads,
             "optimizer_state": after["optimizer_state"],
             "step": allocated.peak("step"),
