@@ -360,3 +360,33 @@ def test_muon_partition_matches_torch_muon_on_hidden_matrices():
     every = estimate(untied, loss_fn, optimizer="muon",
                      muon_partition="every-matrix")
     assert every.breakdown["optimizer_state"] < held
+
+
+@pytest.mark.claim("Under a dispatch mode AccumulateGrad adds in place, and autograd's input buffer sums "
+                   "a tensor's two gradients out of place",
+                   page="memory-calculator.md#deeper")
+def test_what_a_dispatch_mode_changes_in_gradient_sums():
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    p = nn.Parameter(torch.randn(8))
+    (p * 2).sum().backward()
+    first = p.grad
+    second_micro_batch = Ops()
+    with second_micro_batch:
+        (p * 3).sum().backward()
+    assert p.grad is first                        # accumulated in place
+    assert "add_.Tensor" in second_micro_batch.names
+    tied = Ops()
+    q = nn.Parameter(torch.randn(8))
+    with tied:
+        loss = (q * 2).sum() + (q * 3).sum()      # forward: one add
+        backward_from = len(tied.names)
+        loss.backward()
+    assert "add.Tensor" in tied.names[backward_from:]   # out of place

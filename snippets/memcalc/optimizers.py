@@ -27,6 +27,7 @@ IMPLEMENTATIONS = ("foreach", "for-loop", "fused")
 # Muon have none. bitsandbytes' 8-bit Adam is one fused kernel.
 FUSED = ("sgd", "sgd-momentum", "adam", "adamw", "amsgrad", "adam8bit")
 BNB_BLOCK = 256        # bitsandbytes: one fp32 absmax per 256 elements
+BNB_BLOCK_PAPER = 2048  # the paper's block (Dettmers et al. 2021), early bnb
 BNB_MIN_8BIT = 4096    # smaller tensors keep 32-bit states
 BNB_QMAPS = 2 * round_block(256 * 4)   # the two shared 256-entry maps
 
