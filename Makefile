@@ -43,8 +43,10 @@ serve: $(STAMP)
 	@echo "Serving on http://127.0.0.1:8000 (rebuilds on every change; Ctrl-C stops it)"
 	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:8000
 
+# Every core (JOBS=1 for one process); a file's tests stay on one worker.
+JOBS ?= auto
 test: $(STAMP) browser node
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 build: $(STAMP)
 	$(BIN)/python -m mkdocs build --strict

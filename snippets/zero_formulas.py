@@ -1,10 +1,12 @@
 """Per-rank bytes of ZeRO's stages 0-3, and what each stage communicates.
 
-Rajbhandari et al. 2019 (arXiv 1910.02054, section 3 and Figure 1) split
-data-parallel training state into three families, parameters, gradients and
-optimizer state, and shard one more family at each stage across the N
-data-parallel ranks. A family that is sharded costs each rank 1/N of it; a
-family that is not is replicated: every rank holds all of it.
+Rajbhandari et al. 2019 (arXiv 1910.02054) split data-parallel training
+state into three families, parameters, gradients and optimizer state (their
+section 3.1: 2 + 2 + K bytes a parameter, K = 12 for mixed-precision Adam),
+and shard one more family at each stage across the N data-parallel ranks
+(Figure 1 and sections 5.1-5.3, the per-device memory of each stage). A
+family that is sharded costs each rank 1/N of it; a family that is not is
+replicated: every rank holds all of it.
 
 A precision recipe says how many bytes a parameter costs in each family.
 `zero_bytes_per_rank` is the formula; tests/test_zero_formulas.py checks it

@@ -1,5 +1,7 @@
 """Tests marked `cuda` need a CUDA GPU; without one they are skipped, with the reason shown."""
 
+import os
+
 import pytest
 import torch
 
@@ -15,12 +17,26 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory):
-    """The site, built once per test run with `mkdocs build --strict` (read-only for the tests)."""
+    """The site, built once per test run with `mkdocs build --strict` (read-only for the tests).
+
+    Under pytest-xdist every worker asks for it: the first builds it into the run's shared
+    temporary folder, holding a lock, and the others wait and read the same build."""
+    from filelock import FileLock
+
     from tests.sitebuild import ROOT, build
 
-    site_dir = tmp_path_factory.mktemp("site")
-    result = build(ROOT, site_dir)
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent                  # one folder above each worker's own
+    site_dir, failed = shared / "site", shared / "site.failed"
+    with FileLock(str(shared / "site.lock")):
+        if failed.exists():
+            pytest.fail(failed.read_text(encoding="utf-8"))
+        if not (site_dir / "index.html").exists():
+            result = build(ROOT, site_dir)
+            if result.returncode != 0:
+                failed.write_text(f"mkdocs build --strict failed:\n{result.stderr[-4000:]}", encoding="utf-8")
+                pytest.fail(failed.read_text(encoding="utf-8"))
     return site_dir
 
 

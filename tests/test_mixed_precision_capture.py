@@ -111,3 +111,38 @@ def test_our_quantiser_agrees_with_bitsandbytes_on_the_gpu(capture):
     q = capture["quantiser"]
     assert q["same_absmax"]
     assert q["same_index_fraction"] > 0.9999 and q["max_index_gap"] <= 1
+
+
+TF32_SWITCHES = ("set_float32_matmul_precision", "allow_tf32",
+                 "fp32_precision")
+
+
+@pytest.mark.claim("The fp32 row is strict fp32: the capture's code never turns "
+                   "TF32 on, and torch's default keeps fp32 matrix products "
+                   "at full precision",
+                   page="mixed-precision.md#measured-on-the-gpu")
+def test_the_fp32_row_ran_with_tf32_off():
+    from snippets.captures import ROOT
+    sources = load_capture("mixed_precision")["provenance"]["sources"]
+    runner = ["examples/__main__.py", "examples/__init__.py"]
+    for path in sources + runner:
+        text = (ROOT / path).read_text(encoding="utf-8")
+        assert not any(switch in text for switch in TF32_SWITCHES), path
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+    page = (ROOT / "docs" / "mixed-precision.md").read_text(encoding="utf-8")
+    assert "against strict fp32" in page
+    assert 'torch.set_float32_matmul_precision("high")` (TF32) is the row a ' \
+           "future capture adds" in " ".join(page.split())
+
+
+@pytest.mark.claim("The capture ran bitsandbytes 0.50.2, whose 8-bit Adam keeps "
+                   "one absmax per 256 values (the paper: 2048)",
+                   page="mixed-precision.md#smaller-optimizer-states")
+def test_the_capture_ran_the_bitsandbytes_the_page_cites(capture, rows):
+    from snippets.quantized_state import BLOCK
+    assert capture["bitsandbytes"] == "0.50.2"
+    assert BLOCK == 256
+    # its state bytes equal the 256-block prediction to the byte (above)
+    row = rows[("autocast bf16", "Adam8bit")]
+    assert row["state_bytes"] == row["predicted"]["state"]

@@ -23,7 +23,7 @@ PARTS = [("params", "weights"), ("grads", "gradients"),
 
 
 def bytes_chart() -> Chart:
-    fig, ax = figure(5.6, 3.3)
+    fig, ax = figure(5.6, 3.8)
     rows = [bytes_per_param(r, "AdamW") for r in RECIPE_ROWS]
     ys = range(len(RECIPE_ROWS))[::-1]
     left = [0.0] * len(rows)
@@ -44,7 +44,8 @@ def bytes_chart() -> Chart:
     ax.set_xticks(range(0, 21, 4))
     ax.grid(True, axis="x", alpha=0.3)
     ax.grid(False, axis="y")
-    fig.legend(loc="outside lower center", ncols=3, frameon=False,
+    # two columns: three of these labels do not fit the figure's width
+    fig.legend(loc="outside lower center", ncols=2, frameon=False,
                fontsize=FONT_SIZE_PT)
     return Chart(
         fig,
@@ -54,8 +55,9 @@ def bytes_chart() -> Chart:
             "2 hatched bytes of bf16 weight copies while a step runs.",
         caption="What each recipe keeps per parameter with AdamW, from "
                 "`bytes_per_param` (the table beside it). Hatched: "
-                "autocast's bf16 weight copies, alive only from the forward "
-                "pass to the backward pass.")
+                "autocast's bf16 copies of the matmul weights whose input "
+                "requires grad, alive only from the forward pass to the "
+                "backward pass.")
 
 
 RUN_STYLE = {"fp32": ("fp32 weights", PALETTE[0], "-"),

@@ -22,7 +22,7 @@ LABELS = {("ddp", "fp32"): "DDP + AdamW",
           ("ddp_bucket_view", "fp32"): "DDP, bucket view",
           ("zero1", "fp32"): "ZeroRedundancy\u00adOptimizer",
           ("fsdp2", "fp32"): "FSDP2",
-          ("fsdp2", "mixed"): "FSDP2, bf16 compute",
+          ("fsdp2", "mixed"): "FSDP2, bf16 compute, fp32 reduce",
           ("ddp", "bf16"): "DDP + AdamW, bf16",
           ("zero1", "bf16"): "ZeroRedundancy\u00adOptimizer, bf16",
           ("fsdp2", "bf16"): "FSDP2, bf16"}
