@@ -31,6 +31,8 @@ INVALID = [
     {"optimizer": "adafactor", "implementation": "fused"},
     {"implementation": "vectorised"}, {"micro_batches": 0},
     {"ranks": 0}, {"vocab": 0}, {"seq": 0},
+    {"optimizer": "muon", "zero_stage": 2, "ranks": 8},
+    {"optimizer": "adafactor", "zero_stage": 1, "ranks": 8},
 ]
 
 
@@ -42,6 +44,9 @@ def _draw(rng: random.Random) -> dict:
     impls = [i for i in IMPLEMENTATIONS
              if i != "fused" or optimizer in FUSED + ("muon",)]
     ranks = rng.choice([1, 1, 2, 8, 64])
+    stage = rng.choice([0, 1, 2, 3]) if ranks > 1 else 0
+    if optimizer in ("adafactor", "muon"):     # whole matrices only
+        stage = 0
     return {
         "layers": rng.randint(1, 48), "hidden": heads * head_dim,
         "heads": heads, "kv_heads": kv,
@@ -53,7 +58,7 @@ def _draw(rng: random.Random) -> dict:
         "attention": rng.choice(ATTENTION),
         "checkpointing": rng.choice(CHECKPOINTING),
         "micro_batches": rng.choice([1, 1, 2, 4]), "ranks": ranks,
-        "zero_stage": rng.choice([0, 1, 2, 3]) if ranks > 1 else 0,
+        "zero_stage": stage,
     }
 
 

@@ -313,3 +313,80 @@ def test_the_closed_form_finds_the_largest_micro_batch():
     more = estimate_transformer(Shape(**{**shape.__dict__,
                                          "batch": best + 1}))
     assert fits["peak"] <= budget < more["peak"]
+
+
+@pytest.mark.claim("Autocast's weight copy outlives the forward pass only where the layer's input "
+                   "requires grad: the first layer on raw input frees its copy",
+                   page="memory-calculator.md#what-decides-the-peak")
+def test_autocast_keeps_a_weight_copy_only_where_the_input_requires_grad():
+    def build():
+        return nn.Sequential(nn.Linear(64, 256), nn.GELU(),
+                             nn.Linear(256, 64))
+
+    def loss_fn(model):
+        p = next(model.parameters())
+        x = torch.randn(4096, 64, device=p.device)     # no grad: raw input
+        return model(x).float().pow(2).mean()
+    e = estimate(build, loss_fn, precision="bf16-autocast")
+    assert e.phase == "backward"
+    # the second layer's bf16 weight only; the first one's died with
+    # autocast's cache, as autograd saved no copy of it
+    assert e.breakdown["weight_copies"] == round_block(256 * 64 * 2)
+
+
+@pytest.mark.claim("Muon takes the hidden 2-D weights; embeddings, the head, biases and norms go to AdamW",
+                   page="memory-calculator.md#the-api")
+def test_muon_partition_matches_torch_muon_on_hidden_matrices():
+    from snippets.small_states import muon_and_adamw
+    build, loss_fn = gpt_case(**SMALL, batch=2)
+    model = build()
+    model.head.weight = nn.Parameter(torch.randn_like(model.head.weight))
+    optimizers = muon_and_adamw(model)          # chapter 7's partition
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    for o in optimizers:
+        o.step()
+    held = sum(round_block(t.nbytes) for o in optimizers
+               for state in o.state.values() for key, t in state.items()
+               if key != "step")
+
+    def untied():
+        m = build()
+        m.head.weight = nn.Parameter(torch.empty_like(m.head.weight))
+        return m
+    e = estimate(untied, loss_fn, optimizer="muon")
+    assert e.breakdown["optimizer_state"] == held
+    # the harness of the captured row gave every 2-D tensor to Muon
+    every = estimate(untied, loss_fn, optimizer="muon",
+                     muon_partition="every-matrix")
+    assert every.breakdown["optimizer_state"] < held
+
+
+@pytest.mark.claim("Under a dispatch mode AccumulateGrad adds in place, and autograd's input buffer sums "
+                   "a tensor's two gradients out of place",
+                   page="memory-calculator.md#deeper")
+def test_what_a_dispatch_mode_changes_in_gradient_sums():
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    p = nn.Parameter(torch.randn(8))
+    (p * 2).sum().backward()
+    first = p.grad
+    second_micro_batch = Ops()
+    with second_micro_batch:
+        (p * 3).sum().backward()
+    assert p.grad is first                        # accumulated in place
+    assert "add_.Tensor" in second_micro_batch.names
+    tied = Ops()
+    q = nn.Parameter(torch.randn(8))
+    with tied:
+        loss = (q * 2).sum() + (q * 3).sum()      # forward: one add
+        backward_from = len(tied.names)
+        loss.backward()
+    assert "add.Tensor" in tied.names[backward_from:]   # out of place

@@ -100,3 +100,52 @@ def test_python_dash_m_runs_the_command():
 def test_help_exits_cleanly(capsys):
     status, out, _ = run(capsys, "--help")
     assert status == 0 and "--optimizer" in out
+
+
+def test_a_model_by_preset_gives_the_per_rank_breakdown(capsys):
+    status, out, err = run(capsys, "--model", "llama-3-8b", "--strategy",
+                           "fsdp2", "--ranks", "8", "--precision",
+                           "bf16-mixed", "--checkpointing", "full")
+    assert status == 0 and not err
+    assert out.startswith("8,030,261,248 parameters: llama-3-8b")
+    assert "fsdp2 on 8 rank(s), per rank:" in out and "peak" in out
+
+
+@pytest.mark.claim("A plan for a 70 B model on 8 GPUs takes under 10 s on this 2-core machine",
+                   page="memory-calculator.md#a-plan-of-what-fits")
+def test_a_70b_plan_is_fast_and_lists_what_fits(capsys):
+    import time
+    start = time.process_time()
+    status, out, _ = run(capsys, "plan", "--model", "llama-3.1-70b",
+                         "--gpus", "8", "--budget", "80GiB")
+    assert time.process_time() - start < 10
+    assert status == 0 and "options fit" in out
+    assert all(len(line) <= 80 for line in out.splitlines())
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--model", "llama-3-8b", "--strategy", "ring"], "invalid choice: 'ring'"),
+    (["--model", "llama-3-8b", "--offload", "disk"], "invalid choice: 'disk'"),
+    (["--model", "llama-3-8b", "--reshard-after-forward", "maybe"],
+     "invalid choice: 'maybe'"),
+    (["--model", "llama-3-8b", "--strategy", "fsdp2"], "give ranks >= 2"),
+    (["--model", "llama-3-8b", "--strategy", "ddp", "--ranks", "8",
+      "--offload", "optimizer"], "offload needs zero1"),
+    (["--model", "nope"], "neither a config.json nor"),
+    (["--model", "llama-3-8b", "--layers", "2"], "not both"),
+    (["--layers", "2", "--hidden", "64", "--heads", "4", "--strategy",
+      "fsdp2", "--ranks", "8"], "need --model"),
+    (["plan", "--model", "llama-3-8b", "--gpus", "0", "--budget", "8GiB"],
+     "positive whole number, not '0'"),
+    (["plan", "--model", "llama-3-8b", "--gpus", "8", "--budget", "lots"],
+     "must be a size"),
+    (["plan", "--model", "torchvision:resnet18", "--gpus", "8",
+      "--budget", "8GiB"], "plan needs a decoder"),
+    (["plan", "--gpus", "8", "--budget", "8GiB"], "--model"),
+])
+def test_bad_input_to_the_new_options_is_one_line_and_status_2(
+        capsys, args, words):
+    status, out, err = run(capsys, *args)
+    assert status == 2 and not out
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert words in err

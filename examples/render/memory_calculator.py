@@ -1,11 +1,18 @@
 """Tables, values and a figure for docs/captures/memory_calculator.json:
-each estimator's prediction of the peak against what the GPU measured."""
+each estimator's prediction of the peak against what the GPU measured.
+
+The capture's measurements are shown beside the calculator's *current*
+predictions for the same configurations (memory_calculator.predictions.
+json, written by `python -m snippets.memcalc.validation` and checked by
+tests/test_memcalc_validation.py), never the predictions captured with
+them."""
 
 from __future__ import annotations
 
 import statistics
 
 from examples.render import PALETTE, Chart, figure, markdown_table
+from snippets.memcalc.validation import load as load_predictions
 
 GIB = 2 ** 30
 ESTIMATORS = (   # (key, label)
@@ -16,18 +23,28 @@ ESTIMATORS = (   # (key, label)
 )
 
 
+def _rows(capture: dict) -> list[tuple[dict, dict]]:
+    """(captured row, the calculator's current prediction) pairs."""
+    rows = capture["data"]["configs"]
+    now = load_predictions()
+    if [r["name"] for r in rows] != [p["name"] for p in now]:
+        raise ValueError("memory_calculator.predictions.json does not match "
+                         "the capture: python -m snippets.memcalc.validation")
+    return [({**r, "predicted": p}, p) for r, p in zip(rows, now)]
+
+
 def _prediction(row: dict, key: str) -> int | None:
     if key == "ours":
         return row["predicted"]["max_bytes"]
     if key == "formula":
-        return row["formula"] and row["formula"]["max_bytes"]
+        return row["predicted"]["formula_max_bytes"]
     return row[f"{key}_bytes"]
 
 
 def _errors(capture: dict, key: str) -> list[tuple[float, str]]:
     """(relative error, configuration) where both numbers exist."""
     out = []
-    for row in capture["data"]["configs"]:
+    for row, _ in _rows(capture):
         measured = row["measured"]["peak_bytes"]
         predicted = _prediction(row, key)
         if measured and predicted is not None:
@@ -49,13 +66,15 @@ def _cell(predicted: int | None, measured: int | None) -> str:
 
 def validation(capture: dict) -> str:
     rows = []
-    for r in capture["data"]["configs"]:
+    for r, _ in _rows(capture):
         m = r["measured"]
         measured, phase = m["peak_bytes"], m["phase"]
         ours = r["predicted"]["phase"]
+        name = r["name"] + (" (every matrix to Muon, as measured)"
+                            if r["predicted"]["muon_partition"] else "")
         mark = "—" if phase is None else (
             f"{phase} ✓" if phase == ours else f"{phase} ✗ (ours: {ours})")
-        rows.append([r["name"],
+        rows.append([name,
                      "—" if measured is None else f"{measured / GIB:.2f}",
                      _cell(r["predicted"]["max_bytes"], measured),
                      _cell(r["accelerate_bytes"], measured),
@@ -85,7 +104,7 @@ def summary(capture: dict) -> str:
 
 def persistent(capture: dict) -> str:
     rows = []
-    for r in capture["data"]["configs"]:
+    for r, _ in _rows(capture):
         measured = r["measured"]["persistent_bytes"]
         predicted = r["predicted"]["persistent_bytes"]
         diff = "—" if measured is None else \
@@ -150,7 +169,7 @@ def _worst_name(capture) -> str:
 
 
 def _phases(capture) -> str:
-    rows = [r for r in capture["data"]["configs"]
+    rows = [r for r, _ in _rows(capture)
             if r["measured"]["phase"] is not None]
     right = sum(r["measured"]["phase"] == r["predicted"]["phase"]
                 for r in rows)
@@ -160,7 +179,7 @@ def _phases(capture) -> str:
 def _persistent_worst(capture) -> str:
     diffs = [abs(r["predicted"]["persistent_bytes"]
                  - r["measured"]["persistent_bytes"])
-             for r in capture["data"]["configs"]
+             for r, _ in _rows(capture)
              if r["measured"]["persistent_bytes"] is not None]
     return "—" if not diffs else f"{max(diffs) / 2**20:.1f} MiB"
 
@@ -170,11 +189,6 @@ def _workspace(capture) -> str:
     if not calibration:
         return "—"
     return f"{calibration['workspace_bytes']['float32'] / 2**20:.1f} MiB"
-
-
-def _seconds(capture) -> str:
-    rows = capture["data"]["configs"]
-    return f"{max(r['predicted']['seconds'] for r in rows):.1f} s"
 
 
 TABLES = {"validation": validation, "summary": summary,
@@ -191,5 +205,4 @@ VALUES = {
     "phases_right": _phases,
     "persistent_worst": _persistent_worst,
     "workspace": _workspace,
-    "estimate_seconds": _seconds,
 }

@@ -1,9 +1,13 @@
-"""optimizer-memory: a transformer's training-step memory from its shapes.
+"""optimizer-memory: a training step's memory per GPU, from shapes or a model.
 
     optimizer-memory --layers 32 --hidden 4096 --heads 32 --vocab 32000 \\
         --seq 4096 --batch 1 --precision bf16-mixed --checkpointing full \\
         --budget 80GiB
     optimizer-memory --params 7e9 --seq 4096 --optimizer adam8bit
+    optimizer-memory --model llama-3-8b --strategy fsdp2 --ranks 8
+    optimizer-memory --model path/to/config.json    # or org/name, or
+    optimizer-memory --model torchvision:resnet50   # traced, not closed
+    optimizer-memory plan --model llama-3.1-70b --gpus 8 --budget 80GiB
 
 Prints the breakdown at the peak, the phase of the peak, the memory that
 persists between steps and, with --budget, the largest micro-batch that
@@ -17,6 +21,8 @@ import re
 import sys
 
 from snippets.memcalc.optimizers import IMPLEMENTATIONS, OPTIMIZERS
+from snippets.memcalc.sharding import OFFLOAD, STRATEGIES, Sharding
+from snippets.memcalc.families import PRESETS
 from snippets.memcalc.transformer import (ATTENTION, CHECKPOINTING,
                                           FAMILIES, PRECISIONS, Shape,
                                           estimate_transformer,
@@ -72,7 +78,12 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description=__doc__.splitlines()[0],
                 allow_abbrev=False,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    shape = p.add_argument_group("model (give --params or the shapes)")
+    shape = p.add_argument_group("model (give --model, --params or the "
+                                 "shapes)")
+    shape.add_argument("--model", metavar="NAME",
+                       help="a preset (" + ", ".join(PRESETS) + "), a "
+                            "config.json, a Hugging Face name, or "
+                            "torchvision:NAME")
     shape.add_argument("--params", type=size, metavar="N",
                        help="parameter count (7e9, 7B); picks hidden = "
                             "128 x layers, heads of 128")
@@ -96,6 +107,13 @@ def parser() -> argparse.ArgumentParser:
                       help="data-parallel ranks")
     step.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3),
                       default=0)
+    step.add_argument("--strategy", choices=STRATEGIES,
+                      help="sharding over --ranks (default: ddp for ranks"
+                           " > 1, zero<N> with --zero-stage)")
+    step.add_argument("--reshard-after-forward", choices=("true", "false"),
+                      help="fsdp2 (default: all but the root unit)")
+    step.add_argument("--offload", choices=OFFLOAD, default="none",
+                      help="to the CPU: optimizer state, or params too")
     step.add_argument("--budget", type=size, metavar="BYTES",
                       help="GPU memory per rank, e.g. 80GiB")
     return p
@@ -177,11 +195,132 @@ def _attach_negatives(argv: list[str]) -> list[str]:
     return out
 
 
+def sharding_from(args: argparse.Namespace) -> Sharding:
+    if args.strategy is None and args.reshard_after_forward is None \
+            and args.offload == "none":
+        return Sharding(("zero%d" % args.zero_stage) if args.zero_stage
+                        else ("ddp" if args.ranks > 1 else "single"),
+                        args.ranks)
+    if args.zero_stage:
+        raise UsageError("give --strategy or --zero-stage, not both")
+    reshard = {None: None, "true": True, "false": False}[
+        args.reshard_after_forward]
+    return Sharding(args.strategy or ("ddp" if args.ranks > 1
+                                      else "single"),
+                    args.ranks, reshard_after_forward=reshard,
+                    offload=args.offload)
+
+
+def decoder_of(model: str):
+    """The decoder a preset or a Llama-family config describes, or None
+    (then the model is traced)."""
+    from snippets.memcalc import families
+    if model in PRESETS:
+        return PRESETS[model]
+    if model.startswith("torchvision:"):
+        return None
+    from snippets.memcalc.sources import hf_config
+    try:
+        return families.from_hf_config(hf_config(model))
+    except ValueError as error:
+        if "no closed form" in str(error):
+            return None
+        raise
+
+
+def estimate_by_model(args, sharding: Sharding) -> str:
+    from snippets.memcalc.decoder import estimate_decoder
+    d = decoder_of(args.model)
+    if d is not None:
+        result = estimate_decoder(
+            d, batch=args.batch, seq=args.seq or 4096,
+            optimizer=args.optimizer, precision=args.precision,
+            implementation=args.implementation,
+            checkpointing=args.checkpointing,
+            micro_batches=args.micro_batches, sharding=sharding)
+        how = f"closed form, attention: {result['kernel']}"
+    else:
+        from snippets.memcalc.sources import estimate_model
+        e = estimate_model(args.model, batch=args.batch, seq=args.seq,
+                           checkpointing=args.checkpointing,
+                           optimizer=args.optimizer,
+                           precision=args.precision,
+                           implementation=args.implementation,
+                           micro_batches=args.micro_batches,
+                           sharding=sharding)
+        result = {"peak": e.peak, "phase": e.phase, "breakdown":
+                  e.breakdown, "persistent": e.persistent, "cpu": e.cpu,
+                  "parameters": e.parameters}
+        how = "traced, attention: " + (", ".join(e.attention) or "none")
+    lines = [f"{result['parameters']:,} parameters: {args.model} ({how})",
+             f"{args.precision}, {args.optimizer} ({args.implementation})"
+             f", micro-batch {args.batch}; {sharding.strategy} on "
+             f"{sharding.ranks} rank(s), per rank:"]
+    lines += _families(result)
+    return "\n".join(lines)
+
+
+def _families(result: dict) -> list[str]:
+    lines = [f"  {k.replace('_', ' '):17} {gib(v):>14}"
+             for k, v in result["breakdown"].items() if v]
+    when = {"forward": "forward pass", "backward": "backward pass"}.get(
+        result["phase"], result["phase"])
+    lines.append(f"  {'peak':17} {gib(result['peak']):>14}  (in the "
+                 f"{when})")
+    lines.append(f"  {'persistent':17} {gib(result['persistent']):>14}")
+    if result.get("cpu"):
+        lines.append(f"  {'CPU (offloaded)':17} {gib(result['cpu']):>14}")
+    return lines
+
+
+def plan_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} plan", allow_abbrev=False,
+                description="the strategies that fit, best first")
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help="a preset or a Llama-family config")
+    p.add_argument("--gpus", type=positive, required=True, metavar="N")
+    p.add_argument("--budget", type=size, required=True, metavar="BYTES")
+    p.add_argument("--seq", type=positive, default=4096, metavar="N")
+    p.add_argument("--rows", type=positive, default=12, metavar="N")
+    return p
+
+
+def plan_main(argv: list[str]) -> int:
+    from snippets.memcalc.plan import plan, table
+    try:
+        args = plan_parser().parse_args(argv)
+        d = decoder_of(args.model)
+        if d is None:
+            raise UsageError(f"plan needs a decoder (a preset or a "
+                             f"Llama-family config), not {args.model}")
+        options = plan(d, args.gpus, args.budget, seq=args.seq)
+    except (UsageError, ValueError) as error:
+        print(f"{PROG} plan: error: {error}", file=sys.stderr)
+        return 2
+    except SystemExit as done:              # --help
+        return int(done.code or 0)
+    print(f"{args.model} on {args.gpus} GPUs of {gib(args.budget)}, "
+          f"sequences of {args.seq}: {len(options)} options fit")
+    print(table(options, args.rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = _attach_negatives(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["plan"]:
+        return plan_main(argv[1:])
     try:
         args = parser().parse_args(argv)
+        sharding = sharding_from(args)
+        if args.model:
+            if args.params or args.hidden or args.layers or args.heads:
+                raise UsageError("give --model or the shapes, not both")
+            print(estimate_by_model(args, sharding))
+            return 0
         shape = shape_from(args)
+        if sharding.strategy not in ("single", "ddp", "zero1", "zero2",
+                                     "zero3") or sharding.offload != "none":
+            raise UsageError("--strategy and --offload need --model")
         result = estimate_transformer(shape)
     except (UsageError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -166,3 +166,58 @@ def with_options(d: Decoder, **changes) -> Decoder:
     new = replace(d, **changes)
     check(new)
     return new
+
+
+def hf_config_dict(d: Decoder) -> dict:
+    """The config.json transformers would read for these shapes (GPT-2,
+    Llama, Qwen2 or Mixtral), for building the model itself."""
+    check(d)
+    if d.positions == "learned":
+        return {"model_type": "gpt2", "vocab_size": d.vocab,
+                "n_embd": d.hidden, "n_layer": d.layers, "n_head": d.heads,
+                "n_positions": d.max_positions,
+                "n_inner": d.ffn or None, "tie_word_embeddings": d.tied}
+    common = {"vocab_size": d.vocab, "hidden_size": d.hidden,
+              "num_hidden_layers": d.layers,
+              "num_attention_heads": d.heads,
+              "num_key_value_heads": d.kv_heads or d.heads,
+              "intermediate_size": d.ffn_width,
+              "tie_word_embeddings": d.tied,
+              "max_position_embeddings": d.max_positions or 4096}
+    if d.experts:
+        return {**common, "model_type": "mixtral",
+                "num_local_experts": d.experts,
+                "num_experts_per_tok": d.top_k}
+    if d.qkv_bias:
+        return {**common, "model_type": "qwen2"}
+    return {**common, "model_type": "llama"}
+
+
+DECODER_TYPES = ("llama", "mistral", "qwen2", "mixtral")
+
+
+def from_hf_config(config) -> Decoder:
+    """The shapes of a Llama, Mistral, Qwen2 or Mixtral config (a
+    transformers config object or its dict); ValueError for another."""
+    c = config if isinstance(config, dict) else config.to_dict()
+    kind = c.get("model_type")
+    if kind not in DECODER_TYPES:
+        raise ValueError(f"no closed form for model_type {kind!r} (only "
+                         + ", ".join(DECODER_TYPES) + "): trace it")
+    heads = c["num_attention_heads"]
+    head_dim = c.get("head_dim") or c["hidden_size"] // heads
+    if head_dim * heads != c["hidden_size"]:
+        raise ValueError("head_dim x heads != hidden_size: trace it")
+    return Decoder(vocab=c["vocab_size"], hidden=c["hidden_size"],
+                   layers=c["num_hidden_layers"], heads=heads,
+                   kv_heads=c.get("num_key_value_heads") or heads,
+                   ffn=c["intermediate_size"], mlp="swiglu",
+                   norm="rmsnorm", linear_bias=False,
+                   qkv_bias=kind == "qwen2",
+                   tied=bool(c.get("tie_word_embeddings", False)),
+                   positions="rotary",
+                   max_positions=c.get("max_position_embeddings", 0) or 0,
+                   experts=c.get("num_local_experts", 0) if
+                   kind == "mixtral" else 0,
+                   top_k=c.get("num_experts_per_tok", 0) if
+                   kind == "mixtral" else 0)

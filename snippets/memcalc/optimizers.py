@@ -27,6 +27,7 @@ IMPLEMENTATIONS = ("foreach", "for-loop", "fused")
 # Muon have none. bitsandbytes' 8-bit Adam is one fused kernel.
 FUSED = ("sgd", "sgd-momentum", "adam", "adamw", "amsgrad", "adam8bit")
 BNB_BLOCK = 256        # bitsandbytes: one fp32 absmax per 256 elements
+BNB_BLOCK_PAPER = 2048  # the paper's block (Dettmers et al. 2021), early bnb
 BNB_MIN_8BIT = 4096    # smaller tensors keep 32-bit states
 BNB_QMAPS = 2 * round_block(256 * 4)   # the two shared 256-entry maps
 
@@ -35,6 +36,9 @@ BNB_QMAPS = 2 * round_block(256 * 4)   # the two shared 256-entry maps
 class Param:
     shape: tuple[int, ...]
     itemsize: int          # bytes per element of the tensor being updated
+    # False for an embedding table or the output head: 2-D, but Muon's
+    # recipe (and torch.optim.Muon's docstring) gives them to AdamW
+    hidden: bool = True
 
     @property
     def numel(self) -> int:
@@ -57,10 +61,17 @@ def check(optimizer: str, implementation: str) -> None:
                          "choose foreach or for-loop")
 
 
+def is_muon_matrix(p: Param) -> bool:
+    """Muon takes the 2-D weights of hidden layers; embeddings, the output
+    head, biases and norms go to AdamW (torch.optim.Muon's docstring, and
+    chapter 7's muon_and_adamw)."""
+    return len(p.shape) == 2 and p.hidden
+
+
 def muon_split(params: list[Param]) -> tuple[list[Param], list[Param]]:
-    """torch.optim.Muon takes 2-D parameters only; the rest go to AdamW."""
-    matrices = [p for p in params if len(p.shape) == 2]
-    others = [p for p in params if len(p.shape) != 2]
+    """(Muon's matrices, AdamW's parameters)."""
+    matrices = [p for p in params if is_muon_matrix(p)]
+    others = [p for p in params if not is_muon_matrix(p)]
     return matrices, others
 
 
@@ -86,7 +97,7 @@ def state_tensors(optimizer: str, implementation: str,
             return [rows * p.itemsize, cols * p.itemsize]
         return [size]
     if optimizer == "muon":
-        if len(p.shape) == 2:
+        if is_muon_matrix(p):
             return [size]              # momentum_buffer
         return state_tensors("adamw", implementation, p)
     if optimizer == "adam8bit":

@@ -26,11 +26,13 @@ from torch.utils._pytree import tree_leaves
 from snippets.memcalc import optimizers as opt
 from snippets.memcalc.allocator import round_block, workspace_bytes
 from snippets.memcalc.cuda_rules import CudaRules
+from snippets.memcalc.sharding import FAMILIES, PHASES, Sharding, Traced
+from snippets.memcalc.sharding import check as check_sharding
+from snippets.memcalc.sharding import from_stage, per_rank
 
 PRECISIONS = ("fp32", "bf16-autocast", "bf16-mixed", "bf16")
-CATEGORIES = ("params", "grads", "optimizer_state", "master_weights",
-              "activations", "weight_copies", "transients", "workspace")
-PHASES = ("forward", "backward", "optimizer step")
+CATEGORIES = FAMILIES
+TRACED = ("params", "grads", "activations", "weight_copies", "transients")
 MATMULS = {"mm", "addmm", "bmm", "baddbmm", "addmv", "mv", "dot",
            "_addmm_activation"}
 
@@ -46,6 +48,7 @@ class Estimate:
     phase_peaks: dict[str, int]
     parameters: int             # trainable scalars
     attention: dict[str, int] = field(default_factory=dict)
+    cpu: int = 0                # offloaded to the CPU, per rank
     seconds: float = 0.0        # how long the estimate took
 
     def table(self) -> str:
@@ -171,53 +174,80 @@ def _to_fake(model: nn.Module, fake: FakeTensorMode,
                 module._buffers[name] = convert(b)
 
 
-def _param_specs(model: nn.Module, itemsize: int | None) -> list[opt.Param]:
-    return [opt.Param(tuple(p.shape), itemsize or p.element_size())
+MUON_PARTITIONS = ("hidden", "every-matrix")
+
+
+def _param_specs(model: nn.Module, outside: set[int]) -> list[opt.Param]:
+    """The trainable parameters, in the dtype they are stored in; those in
+    `outside` (embeddings, the head) are not hidden-layer matrices."""
+    return [opt.Param(tuple(p.shape), p.element_size(),
+                      hidden=id(p) not in outside)
             for p in model.parameters() if p.requires_grad]
 
 
-def _largest_layer(model: nn.Module) -> int:
-    """Bytes of the biggest element of an nn.ModuleList or nn.Sequential:
-    the unit ZeRO-3 gathers at once."""
-    sizes = [0]
+def _embeddings_and_head(model: nn.Module, ran: list[nn.Module]) -> set[int]:
+    """Ids of the parameters Muon leaves to AdamW besides vectors: every
+    nn.Embedding's, and the output head's, the last module of the forward
+    pass to own a 2-D parameter (a Linear or a tied embedding)."""
+    outside = {id(p) for m in model.modules() if isinstance(m, nn.Embedding)
+               for p in m.parameters()}
+    for module in reversed(ran):
+        own = [p for p in module.parameters(recurse=False) if p.dim() == 2]
+        if own:
+            outside.update(id(p) for p in own)
+            break
+    return outside
+
+
+def _units(model: nn.Module) -> list[list[int]]:
+    """The blocks a sharded model gathers one at a time: the elements of
+    the nn.ModuleList or nn.Sequential that holds the most parameters, as
+    indices into the trainable parameters (the rest is the root unit)."""
+    index = {id(p): i for i, p in enumerate(
+        p for p in model.parameters() if p.requires_grad)}
+    best, most = [], 0
     for module in model.modules():
         if isinstance(module, (nn.ModuleList, nn.Sequential)):
-            sizes += [sum(round_block(p.nbytes) for p in m.parameters())
-                      for m in module]
-    return max(sizes)
+            units = [[index[id(p)] for p in child.parameters()
+                      if id(p) in index] for child in module]
+            held = sum(len(u) for u in units)
+            size = sum(p.numel() for p in module.parameters())
+            if held and len(units) > 1 and size > most:
+                best, most = units, size
+    return best
 
 
 def check_options(optimizer: str, precision: str, implementation: str,
-                  micro_batches: int, ranks: int, zero_stage: int) -> None:
+                  micro_batches: int, sharding: Sharding) -> None:
     opt.check(optimizer, implementation)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of "
                          + ", ".join(PRECISIONS))
-    if micro_batches < 1 or ranks < 1:
-        raise ValueError("micro_batches and ranks must be at least 1")
+    if micro_batches < 1:
+        raise ValueError("micro_batches must be at least 1")
+    check_sharding(sharding, optimizer, precision)
+
+
+def sharding_of(ranks: int, zero_stage: int,
+                sharding: Sharding | None) -> Sharding:
+    """`sharding`, or the shorthand `ranks` and `zero_stage` (0: DDP)."""
+    if sharding is not None:
+        return sharding
     if zero_stage not in (0, 1, 2, 3):
         raise ValueError("zero_stage must be 0, 1, 2 or 3")
     if zero_stage and ranks < 2:
         raise ValueError("a ZeRO stage shards over ranks: give ranks >= 2")
-
-
-def zero_weights(zero_stage: int, ranks: int) -> dict[str, float]:
-    """The share of each family one rank holds (Rajbhandari et al. §3)."""
-    share = 1 / ranks
-    weights = dict.fromkeys(CATEGORIES, 1.0)
-    if zero_stage >= 1:
-        weights["optimizer_state"] = weights["master_weights"] = share
-    if zero_stage >= 2:
-        weights["grads"] = share
-    if zero_stage >= 3:
-        weights["params"] = share
-    return weights
+    if ranks < 1:
+        raise ValueError("ranks must be at least 1")
+    return from_stage(ranks, zero_stage)
 
 
 def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
              precision: str = "fp32", implementation: str = "foreach",
              micro_batches: int = 1, ranks: int = 1, zero_stage: int = 0,
-             capability: tuple[int, int] = (9, 0)) -> Estimate:
+             sharding: Sharding | None = None,
+             capability: tuple[int, int] = (9, 0),
+             muon_partition: str = "hidden") -> Estimate:
     """Predict the peak of torch.cuda.max_memory_allocated() over a
     steady-state training step (step >= 2), above what was allocated before
     the model was built, for the model `build_model()` returns.
@@ -226,10 +256,37 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
     dtype, for floating inputs) and returns the loss; autocast is applied
     by `precision`, not by loss_fn. The step is: `micro_batches` forward and
     backward passes, `optimizer.step()`, `zero_grad(set_to_none=True)`.
+    `muon_partition` "hidden" gives Muon the 2-D weights of hidden layers
+    (embeddings, the head, vectors to AdamW); "every-matrix" every 2-D
+    parameter, as the harness of the captured Muon row did.
     """
+    if muon_partition not in MUON_PARTITIONS:
+        raise ValueError("muon_partition: one of "
+                         + ", ".join(MUON_PARTITIONS))
+    sharding = sharding_of(ranks, zero_stage, sharding)
     check_options(optimizer, precision, implementation, micro_batches,
-                  ranks, zero_stage)
+                  sharding)
     start = time.perf_counter()
+    traced, backends = trace(build_model, loss_fn, precision=precision,
+                             micro_batches=micro_batches,
+                             capability=capability,
+                             every_matrix=muon_partition == "every-matrix")
+    result = per_rank(traced, optimizer, implementation, precision,
+                      sharding)
+    return Estimate(
+        peak=result["peak"], phase=result["phase"],
+        persistent=result["persistent"], breakdown=result["breakdown"],
+        phase_peaks=result["phases"], parameters=result["parameters"],
+        attention=backends, cpu=result["cpu"],
+        seconds=time.perf_counter() - start)
+
+
+def trace(build_model, loss_fn, *, precision: str = "fp32",
+          micro_batches: int = 1, capability: tuple[int, int] = (9, 0),
+          every_matrix: bool = False) -> tuple[Traced, dict]:
+    """The forward and backward passes of the whole model, traced on fake
+    tensors: the moments the sharding layer turns into one rank's step,
+    and how often each attention kernel ran."""
     low = precision in ("bf16-mixed", "bf16")
     with torch.device("meta"):
         model = build_model()
@@ -283,12 +340,16 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
 
     hooks = []
     losses = []
+    ran: list[nn.Module] = []      # modules in the order they return
+    order = nn.modules.module.register_module_forward_hook(
+        lambda module, args, output: ran.append(module))
     try:
         with fake, live, rules:
             for _ in range(min(micro_batches, 2)):
                 live.phase, live.default = "forward", "activations"
                 rules.casting = autocast is not None
                 losses = [loss_fn(model)]
+                order.remove()
                 rules.casting = False
                 rules.clear_cache()         # autocast's exit
                 live.phase, live.default = "backward", "transients"
@@ -302,64 +363,25 @@ def estimate(build_model, loss_fn, *, optimizer: str = "adamw",
                 live.settle()
                 live.record()
     finally:
-        for h in handles + hooks:
+        for h in handles + hooks + [order]:
             h.remove()
 
-    # The optimizer step, by rule.
-    specs = _param_specs(model, 4 if precision == "bf16-mixed" else None)
-    state = opt.state_bytes(optimizer, implementation, specs)
-    master = (sum(round_block(p.numel * 4) for p in specs)
-              if precision == "bf16-mixed" else 0)
-    workspace = workspace_bytes(bool(live.ops["forward"]),
-                                bool(live.ops["backward"]),
-                                live.bias_matmul, capability)
+    specs = _param_specs(model, set() if every_matrix
+                         else _embeddings_and_head(model, ran))
     after = dict(live.totals)
-    moments = [(phase, dict(zip(CATEGORIES, values)))
+    trainable = sum(round_block(p.nbytes) for p in specs)
+    moments = [(phase, {k: v for k, v in zip(CATEGORIES, values)
+                        if k in TRACED})
                for phase, values in live.timeline]
-    grads = after["grads"]
-    if precision == "bf16-mixed":
-        # master.grad = p.grad.float(); p.grad = None, one tensor at a time
-        fp32_grads = sum(round_block(p.numel * 4) for p in specs)
-        last = round_block(specs[-1].numel * 2)
-        moments.append(("optimizer step", {**after, "grads":
-                                           fp32_grads + last}))
-        grads = fp32_grads
-    extra = opt.step_peak_extra(optimizer, implementation, specs)
-    moments.append(("optimizer step", {**after, "grads": grads,
-                                       "transients": after["transients"]
-                                       + extra}))
-    for _, m in moments:
-        m["optimizer_state"] = state
-        m["master_weights"] = master
-        m["workspace"] = workspace
-    weights = zero_weights(zero_stage, ranks)
-    if zero_stage == 3:   # the layer being gathered, and the next one
-        gathered = 2 * _largest_layer(model)
-        for phase, m in moments:
-            if phase != "optimizer step":
-                m["transients"] += gathered
-
-    def total(m):
-        return sum(round(m[c] * weights[c]) for c in CATEGORIES)
-
-    phase_peaks = {p: 0 for p in PHASES}
-    best = moments[0]
-    for phase, m in moments:
-        phase_peaks[phase] = max(phase_peaks[phase], total(m))
-        if total(m) > total(best[1]):
-            best = (phase, m)
-    breakdown = {c: round(best[1][c] * weights[c]) for c in CATEGORIES}
-    persistent_parts = {**after, "grads": 0, "activations": 0,
-                        "transients": 0, "weight_copies": 0,
-                        "optimizer_state": state, "master_weights": master,
-                        "workspace": workspace}
-    persistent = total(persistent_parts)
-    return Estimate(
-        peak=total(best[1]), phase=best[0], persistent=persistent,
-        breakdown=breakdown, phase_peaks=phase_peaks,
-        parameters=sum(p.numel for p in specs),
-        attention=dict(rules.backends),
-        seconds=time.perf_counter() - start)
+    traced = Traced(
+        moments=moments, specs=specs, units=_units(model),
+        fixed=after["params"] - trainable,
+        workspace=workspace_bytes(bool(live.ops["forward"]),
+                                  bool(live.ops["backward"]),
+                                  live.bias_matmul, capability),
+        after={k: after[k] for k in ("activations", "weight_copies",
+                                     "transients")})
+    return traced, dict(rules.backends)
 
 
 def largest_micro_batch(build_model, loss_fn_for, budget: int,

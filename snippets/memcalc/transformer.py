@@ -14,17 +14,18 @@ tests/golden/memcalc.json holds its answers for the JavaScript to match.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from snippets.memcalc import optimizers as opt
 from snippets.memcalc.allocator import round_block as R
 from snippets.memcalc.allocator import workspace_bytes
+from snippets.memcalc.sharding import FAMILIES, Sharding, Traced
+from snippets.memcalc.sharding import from_stage, per_rank
 
 PRECISIONS = ("fp32", "bf16-autocast", "bf16-mixed", "bf16")
 CHECKPOINTING = ("none", "full", "selective")
 ATTENTION = ("sdpa", "eager")
-FAMILIES = ("params", "grads", "optimizer_state", "master_weights",
-            "activations", "weight_copies", "transients", "workspace")
+TRACED = ("params", "grads", "activations", "weight_copies", "transients")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ def param_list(m: Shape) -> list[opt.Param]:
         shapes += [(h,), (h,), (q3, h), (q3,), (h, h), (h,), (h,), (h,),
                    (f, h), (f,), (h, f), (h,)]
     shapes += [(h,), (h,)]
-    return [opt.Param(s, item) for s in shapes]
+    # the token and position tables (the head is the token table) are
+    # embeddings: AdamW's under Muon
+    return [opt.Param(s, item, hidden=i > 1) for i, s in enumerate(shapes)]
 
 
 def kv_width(m: Shape) -> int:
@@ -100,6 +103,15 @@ def _attention_saved(m: Shape, c: int) -> int:
 def estimate_transformer(m: Shape) -> dict:
     """The closed form. Returns the peak, its phase, the persistent bytes
     and the breakdown at the peak (the families of estimate())."""
+    result = per_rank(trace_transformer(m), m.optimizer, m.implementation,
+                      m.precision, sharding(m))
+    result["kernel"] = attention_kernel(m)
+    return result
+
+
+def trace_transformer(m: Shape) -> Traced:
+    """The moments of the whole model's forward and backward passes,
+    written out: what the sharding layer turns into one rank's step."""
     check(m)
     b, s, h, a, V, L = m.batch, m.seq, m.hidden, m.heads, m.vocab, m.layers
     T, f = b * s, 4 * h
@@ -110,17 +122,14 @@ def estimate_transformer(m: Shape) -> dict:
     r = 2 if low else 4                         # residual stream, LN out
     pb = 2 if low else 4                        # parameters and gradients
 
-    # Persistent: parameters, optimizer state, master weights, workspace.
+    # Persistent: parameters (the state is the sharding layer's).
     params = param_list(m)
-    mixed = m.precision == "bf16-mixed"
-    stored = [opt.Param(p.shape, pb) for p in params]
+    stored = [replace(p, itemsize=pb) for p in params]
     param_bytes = sum(R(p.nbytes) for p in stored)
     if m.attention == "eager":                  # the causal mask buffers
         param_bytes += L * R(s * s)
     grad_bytes = param_bytes - (L * R(s * s) if m.attention == "eager"
                                 else 0)
-    state = opt.state_bytes(m.optimizer, m.implementation, params)
-    master = sum(R(p.numel * 4) for p in params) if mixed else 0
     workspace = workspace_bytes(True, True, True)
 
     # Activations the forward pass keeps, per block and around them.
@@ -156,14 +165,11 @@ def estimate_transformer(m: Shape) -> dict:
     log_probs = R(T * V * 4)
     accumulated = grad_bytes if m.micro_batches > 1 else 0
 
-    moments = []   # (phase, families)
+    moments = []   # (phase, families) of the whole model
 
     def moment(phase, **families):
-        moments.append((phase, {**dict.fromkeys(FAMILIES, 0),
-                                "params": param_bytes,
-                                "optimizer_state": state,
-                                "master_weights": master,
-                                "workspace": workspace, **families}))
+        moments.append((phase, {**dict.fromkeys(TRACED, 0),
+                                "params": param_bytes, **families}))
 
     # End of the forward pass: the loss over the logits. Autocast's cache
     # holds every weight copy until it exits, checkpointed blocks' too.
@@ -218,59 +224,15 @@ def estimate_transformer(m: Shape) -> dict:
                    weight_copies=(index - 1) * copies + layer_copies,
                    transients=R(b * a * s * s * c) + squares
                    + R(T * h * r) + 2 * R(T * h * c) + R(V * h * pb))
-    # The optimizer step.
-    step_grads = grad_bytes
-    if mixed:    # grads move to fp32 one tensor at a time
-        step_grads = sum(R(p.numel * 4) for p in params)
-        moment("optimizer step", grads=step_grads
-               + R(params[-1].numel * 2), activations=R(4))
-    moment("optimizer step", grads=step_grads, activations=R(4),
-           transients=opt.step_peak_extra(m.optimizer, m.implementation,
-                                          params))
-    return _summarise(m, moments, param_bytes, state, master, workspace)
+    # The optimizer step is the sharding layer's: over the rank's shard.
+    units = [list(range(2 + i * 12, 14 + i * 12)) for i in range(L)]
+    return Traced(moments=moments, specs=stored, units=units,
+                  fixed=param_bytes - grad_bytes, workspace=workspace,
+                  after={"activations": R(4)})
 
 
-def _summarise(m, moments, param_bytes, state, master, workspace) -> dict:
-    share = zero_shares(m.zero_stage, m.ranks)
-    if m.zero_stage == 3:    # one block's parameters gathered, and the next
-        h, f = m.hidden, 4 * m.hidden
-        q3 = h + 2 * kv_width(m)
-        pb = 2 if m.precision in ("bf16", "bf16-mixed") else 4
-        layer = sum(R(n * pb) for n in (h, h, q3 * h, q3, h * h, h, h, h,
-                                        f * h, f, h * f, h))
-        for phase, fam in moments:
-            if phase != "optimizer step":
-                fam["transients"] += 2 * layer
-
-    def total(fam):
-        return sum(-(-fam[k] * share[k][0] // share[k][1]) for k in FAMILIES)
-
-    best = max(range(len(moments)), key=lambda i: total(moments[i][1]))
-    phase, fam = moments[best]
-    breakdown = {k: -(-fam[k] * share[k][0] // share[k][1])
-                 for k in FAMILIES}
-    persistent = total({**dict.fromkeys(FAMILIES, 0),
-                        "params": param_bytes, "optimizer_state": state,
-                        "master_weights": master, "workspace": workspace})
-    phases = {}
-    for ph, f in moments:
-        phases[ph] = max(phases.get(ph, 0), total(f))
-    return {"peak": total(fam), "phase": phase, "persistent": persistent,
-            "breakdown": breakdown, "phases": phases,
-            "parameters": sum(p.numel for p in param_list(m)),
-            "kernel": attention_kernel(m)}
-
-
-def zero_shares(stage: int, ranks: int) -> dict[str, tuple[int, int]]:
-    """Each family's share on one rank, as a fraction (numerator, ranks)."""
-    share = {k: (1, 1) for k in FAMILIES}
-    if stage >= 1:
-        share["optimizer_state"] = share["master_weights"] = (1, ranks)
-    if stage >= 2:
-        share["grads"] = (1, ranks)
-    if stage >= 3:
-        share["params"] = (1, ranks)
-    return share
+def sharding(m: Shape) -> Sharding:
+    return from_stage(m.ranks, m.zero_stage)
 
 
 def check(m: Shape) -> None:

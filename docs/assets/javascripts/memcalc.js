@@ -49,11 +49,17 @@
   var BNB_MIN_8BIT = 4096;
   var BNB_QMAPS = 2 * R(256 * 4);
 
-  function Param(shape, itemsize) {
+  function Param(shape, itemsize, hidden) {
     var n = 1;
     for (var i = 0; i < shape.length; i++) n *= shape[i];
     return { shape: shape, itemsize: itemsize, numel: n,
-      nbytes: n * itemsize };
+      nbytes: n * itemsize, hidden: hidden !== false };
+  }
+
+  // Muon takes the 2-D weights of hidden layers; embeddings, the head,
+  // biases and norms go to AdamW.
+  function isMuonMatrix(p) {
+    return p.shape.length === 2 && p.hidden;
   }
 
   function checkOptimizer(optimizer, implementation) {
@@ -90,7 +96,7 @@
       return [size];
     }
     if (optimizer === "muon") {
-      if (d === 2) return [size];
+      if (isMuonMatrix(p)) return [size];
       return stateTensors("adamw", implementation, p);
     }
     if (optimizer === "adam8bit") {
@@ -277,8 +283,8 @@
       if (implementation === "foreach") adafactorForeach(f, params);
       else adafactorForLoop(f, params);
     } else if (optimizer === "muon") {
-      muon(f, params.filter(function (p) { return p.shape.length === 2; }));
-      adam(f, params.filter(function (p) { return p.shape.length !== 2; }),
+      muon(f, params.filter(isMuonMatrix));
+      adam(f, params.filter(function (p) { return !isMuonMatrix(p); }),
         implementation);
     }
     return f.peak;
@@ -289,7 +295,9 @@
   var CHECKPOINTING = ["none", "full", "selective"];
   var ATTENTION = ["sdpa", "eager"];
   var FAMILIES = ["params", "grads", "optimizer_state", "master_weights",
-    "activations", "weight_copies", "transients", "workspace"];
+    "activations", "weight_copies", "transients", "buffers", "workspace"];
+  var TRACED = ["params", "grads", "activations", "weight_copies",
+    "transients"];
   var DEFAULTS = { kv_heads: 0, batch: 1, optimizer: "adamw",
     precision: "fp32", implementation: "foreach", attention: "sdpa",
     checkpointing: "none", micro_batches: 1, ranks: 1, zero_stage: 0 };
@@ -314,7 +322,9 @@
         [f, h], [f], [h, f], [h]);
     }
     shapes.push([h], [h]);
-    return shapes.map(function (s) { return Param(s, item); });
+    // the token and position tables (the head is the token table) are
+    // embeddings: AdamW's under Muon
+    return shapes.map(function (s, i) { return Param(s, item, i > 1); });
   }
 
   function attentionKernel(m) {
@@ -377,6 +387,11 @@
     if (m.zero_stage && m.ranks < 2) {
       throw new Error("a ZeRO stage shards over ranks: give ranks >= 2");
     }
+    if (m.zero_stage && (m.optimizer === "adafactor" ||
+        m.optimizer === "muon")) {
+      throw new Error(m.optimizer + " needs whole matrices; ZeRO's flat " +
+        "partitions have none (use zero-redundancy)");
+    }
   }
 
   function estimate(options) {
@@ -396,9 +411,6 @@
     var paramBytes = sum(params.map(function (p) { return R(p.numel * pb); }));
     if (m.attention === "eager") paramBytes += L * R(s * s);
     var gradBytes = paramBytes - (m.attention === "eager" ? L * R(s * s) : 0);
-    var state = stateBytes(m.optimizer, m.implementation, params);
-    var master = mixed ?
-      sum(params.map(function (p) { return R(p.numel * 4); })) : 0;
     var workspace = WORKSPACE;
 
     var ln = (auto ? R(T * h * 2) : R(T * h * r)) + 2 * R(T * 4);
@@ -438,11 +450,8 @@
     var moments = [];
     function moment(phase, families) {
       var fam = {};
-      for (var k = 0; k < FAMILIES.length; k++) fam[FAMILIES[k]] = 0;
+      for (var k = 0; k < TRACED.length; k++) fam[TRACED[k]] = 0;
       fam.params = paramBytes;
-      fam.optimizer_state = state;
-      fam.master_weights = master;
-      fam.workspace = workspace;
       for (var key in families) fam[key] = families[key];
       moments.push([phase, fam]);
     }
@@ -491,44 +500,239 @@
             2 * R(T * h * c) + R(V * h * pb) });
       }
     }
-    var stepGrads = gradBytes;
-    if (mixed) {
-      stepGrads = sum(params.map(function (p) { return R(p.numel * 4); }));
-      moment("optimizer step", { grads: stepGrads +
-        R(params[params.length - 1].numel * 2), activations: R(4) });
+    var stored = params.map(function (p) {
+      return Param(p.shape, pb, p.hidden);
+    });
+    var units = [];
+    for (i = 0; i < L; i++) {
+      var unit = [];
+      for (var j = 2 + i * 12; j < 14 + i * 12; j++) unit.push(j);
+      units.push(unit);
     }
-    moment("optimizer step", { grads: stepGrads, activations: R(4),
-      transients: stepPeakExtra(m.optimizer, m.implementation, params) });
-    return summarise(m, moments, paramBytes, state, master, workspace);
+    var traced = { moments: moments, specs: stored, units: units,
+      fixed: paramBytes - gradBytes, workspace: workspace,
+      after: { activations: R(4) } };
+    var result = perRank(traced, m.optimizer, m.implementation, m.precision,
+      fromStage(m.ranks, m.zero_stage));
+    result.kernel = kernel;
+    return result;
   }
 
-  function zeroShares(stage, ranks) {
-    var share = {};
-    for (var k = 0; k < FAMILIES.length; k++) share[FAMILIES[k]] = 1;
-    if (stage >= 1) share.optimizer_state = share.master_weights = ranks;
-    if (stage >= 2) share.grads = ranks;
-    if (stage >= 3) share.params = ranks;
-    return share;
+  // ---- sharding (snippets/memcalc/sharding.py) -------------------------
+  function fromStage(ranks, stage) {
+    if (stage) return { strategy: "zero" + stage, ranks: ranks };
+    return { strategy: ranks > 1 ? "ddp" : "single", ranks: ranks };
   }
 
-  function summarise(m, moments, paramBytes, state, master, workspace) {
-    var share = zeroShares(m.zero_stage, m.ranks), i, k;
-    if (m.zero_stage === 3) {
-      var h = m.hidden, f = 4 * h, q3 = h + 2 * kvWidth(m);
-      var pb = m.precision === "bf16" || m.precision === "bf16-mixed" ? 2 : 4;
-      var layer = sum([h, h, q3 * h, q3, h * h, h, h, h, f * h, f, h * f,
-        h].map(function (n) { return R(n * pb); }));
-      for (i = 0; i < moments.length; i++) {
-        if (moments[i][0] !== "optimizer step") {
-          moments[i][1].transients += 2 * layer;
-        }
+  function shardRows(shape, ranks) {
+    if (!shape.length) return shape;
+    return [ceilDiv(shape[0], ranks)].concat(shape.slice(1));
+  }
+
+  function zeroRedundancyPartition(numels, ranks) {
+    var order = numels.map(function (n, i) { return i; });
+    order.sort(function (x, y) {
+      return numels[y] - numels[x] || x - y;
+    });
+    var sizes = [], mine = [], i;
+    for (i = 0; i < ranks; i++) sizes.push(0);
+    for (i = 0; i < order.length; i++) {
+      var rank = sizes.indexOf(Math.min.apply(null, sizes));
+      sizes[rank] += numels[order[i]];
+      if (rank === 0) mine.push(order[i]);
+    }
+    return mine.sort(function (x, y) { return x - y; });
+  }
+
+  function ddpBuckets(specs) {
+    var perDtype = {}, total = 0;
+    specs.forEach(function (p) {
+      perDtype[p.itemsize] = (perDtype[p.itemsize] || 0) + p.nbytes;
+    });
+    for (var k in perDtype) total += R(perDtype[k]);
+    return total;
+  }
+
+  function unitBytes(specs, indices, itemsize) {
+    var total = 0;
+    for (var i = 0; i < indices.length; i++) {
+      var p = specs[indices[i]];
+      total += R(p.numel * (itemsize || p.itemsize));
+    }
+    return total;
+  }
+
+  function range(n) {
+    var out = [];
+    for (var i = 0; i < n; i++) out.push(i);
+    return out;
+  }
+
+  function holdings(t, optimizer, implementation, precision, sh) {
+    var N = sh.ranks, specs = t.specs;
+    var offload = sh.offload || "none";
+    var reshard = sh.reshard_after_forward === undefined ? null :
+      sh.reshard_after_forward;
+    var mixed = precision === "bf16-mixed";
+    var item = specs.length ? specs[0].itemsize : 4;
+    var fsdp = sh.strategy === "fsdp2";
+    var stepItem = mixed ? 4 : item, owned, i;
+    if (sh.strategy === "single" || sh.strategy === "ddp") {
+      owned = specs.map(function (p) {
+        return Param(p.shape, stepItem, p.hidden);
+      });
+    } else if (sh.strategy === "zero-redundancy") {
+      owned = zeroRedundancyPartition(specs.map(function (p) {
+        return p.numel;
+      }), N).map(function (k) {
+        return Param(specs[k].shape, stepItem, specs[k].hidden);
+      });
+    } else if (fsdp) {
+      owned = specs.map(function (p) {
+        return Param(shardRows(p.shape, N), stepItem, p.hidden);
+      });
+    } else {
+      owned = [Param([ceilDiv(sum(specs.map(function (p) {
+        return p.numel;
+      })), N)], stepItem)];
+    }
+    var fullGrads = sum(specs.map(function (p) { return R(p.nbytes); }));
+    var state = stateBytes(optimizer, implementation, owned);
+    var master = mixed && !fsdp ?
+      sum(owned.map(function (p) { return R(p.numel * 4); })) : 0;
+    var stepExtra = stepPeakExtra(optimizer, implementation, owned);
+    var fp32Grads = master;
+    var units = t.units.filter(function (u) { return u.length; });
+    var inUnits = {};
+    units.forEach(function (u) { u.forEach(function (k) { inUnits[k] = 1; }); });
+    var root = range(specs.length).filter(function (k) { return !inUnits[k]; });
+    var largest = Math.max.apply(null, [0].concat(units.map(function (u) {
+      return unitBytes(specs, u);
+    })));
+    var params, gathered = 0, kept = 0, unitGrads = 0, shardedGrads = 0;
+    if (fsdp) {
+      var storedItem = mixed ? 4 : item;
+      var local = specs.map(function (p) {
+        return Param(shardRows(p.shape, N), storedItem, p.hidden);
+      });
+      params = sum(local.map(function (p) { return R(p.nbytes); }));
+      var reduceItem = mixed ? (sh.reduce_dtype === "bf16" ? 2 : 4) : item;
+      shardedGrads = sum(units.concat([root]).filter(function (u) {
+        return u.length;
+      }).map(function (u) {
+        return R(sum(u.map(function (k) { return local[k].numel; })) *
+          reduceItem);
+      }));
+      var padded = specs.map(function (p, k) {
+        return p.shape.length ? Param([local[k].shape[0] * N].concat(
+          p.shape.slice(1)), p.itemsize) : p;
+      });
+      if (reshard === false) kept = unitBytes(padded, range(specs.length));
+      else if (reshard === true) kept = 0;
+      else kept = unitBytes(padded, root);
+      largest = Math.max.apply(null, [0].concat(units.map(function (u) {
+        return unitBytes(padded, u);
+      })));
+      gathered = kept + 2 * largest;
+      var biggest = root, most = -1;
+      units.forEach(function (u) {
+        var bytes = unitBytes(specs, u);
+        if (bytes > most) { most = bytes; biggest = u; }
+      });
+      var rsInput = R(ceilDiv(sum(biggest.map(function (k) {
+        return specs[k].numel;
+      })), N) * N * reduceItem);
+      unitGrads = unitBytes(specs, biggest) + rsInput;
+    } else if (sh.strategy === "zero3") {
+      params = sum(specs.map(function (p) {
+        return R(ceilDiv(p.numel, N) * item);
+      }));
+      gathered = 2 * largest;
+    } else {
+      params = fullGrads;
+    }
+    params += t.fixed;
+    var buffers = sh.strategy === "ddp" ||
+      sh.strategy === "zero-redundancy" ? ddpBuckets(specs) : 0;
+    var cpu = 0;
+    if (offload !== "none") {
+      cpu = state + master + fp32Grads + stepExtra;
+      state = master = fp32Grads = stepExtra = 0;
+      if (offload === "params") {
+        cpu += params - t.fixed;
+        params = t.fixed;
       }
     }
-    function part(fam, key) { return ceilDiv(fam[key], share[key]); }
+    var grads;
+    if (fsdp) {
+      grads = shardedGrads;
+    } else if (sh.strategy === "zero2" || sh.strategy === "zero3") {
+      grads = ceilDiv(fullGrads, N);
+      unitGrads = largest;
+    } else {
+      grads = fullGrads;
+      unitGrads = 0;
+    }
+    return { params: params, grads: grads, optimizer_state: state,
+      master_weights: master, fp32_grads: fp32Grads, step: stepExtra,
+      buffers: buffers, gathered: gathered, kept_gathered: kept,
+      unit_grads: unitGrads, cpu: cpu, full_grads: fullGrads };
+  }
+
+  function perRank(t, optimizer, implementation, precision, sh) {
+    var h = holdings(t, optimizer, implementation, precision, sh);
+    var specs = t.specs, full = h.full_grads, i, k;
+    function zeros() {
+      var fam = {};
+      for (var j = 0; j < FAMILIES.length; j++) fam[FAMILIES[j]] = 0;
+      return fam;
+    }
+    function base() {
+      var fam = zeros();
+      fam.params = h.params;
+      fam.optimizer_state = h.optimizer_state;
+      fam.master_weights = h.master_weights;
+      fam.buffers = h.buffers;
+      fam.workspace = t.workspace;
+      return fam;
+    }
+    var moments = [];
+    for (i = 0; i < t.moments.length; i++) {
+      var phase = t.moments[i][0], traced = t.moments[i][1], m = base();
+      for (k in traced) m[k] = traced[k];
+      m.params = h.params + h.gathered;
+      if (h.grads !== full) {
+        m.grads = ceilDiv(traced.grads * h.grads, full) +
+          (phase === "backward" ? h.unit_grads : 0);
+      }
+      moments.push([phase, m]);
+    }
+    var kept = h.grads;
+    var left = { activations: t.after.activations || 0,
+      weight_copies: t.after.weight_copies || 0,
+      transients: t.after.transients || 0 };
+    function stepMoment(grads, transients) {
+      var m = base();
+      for (var key in left) m[key] = left[key];
+      m.grads = grads;
+      m.transients = left.transients + transients;
+      moments.push(["optimizer step", m]);
+    }
+    if (h.fp32_grads) {
+      if (sh.strategy === "single" || sh.strategy === "ddp") {
+        var last = specs.length ? R(specs[specs.length - 1].nbytes) : 0;
+        stepMoment(h.fp32_grads + last, 0);
+        kept = h.fp32_grads;
+      } else {
+        stepMoment(kept + h.fp32_grads, 0);
+        kept += h.fp32_grads;
+      }
+    }
+    stepMoment(kept, h.step);
     function total(fam) {
-      var t = 0;
-      for (var j = 0; j < FAMILIES.length; j++) t += part(fam, FAMILIES[j]);
-      return t;
+      var t2 = 0;
+      for (var j = 0; j < FAMILIES.length; j++) t2 += fam[FAMILIES[j]];
+      return t2;
     }
     var best = 0;
     for (i = 1; i < moments.length; i++) {
@@ -536,24 +740,20 @@
     }
     var fam = moments[best][1], breakdown = {};
     for (k = 0; k < FAMILIES.length; k++) {
-      breakdown[FAMILIES[k]] = part(fam, FAMILIES[k]);
+      breakdown[FAMILIES[k]] = fam[FAMILIES[k]];
     }
-    var base = {};
-    for (k = 0; k < FAMILIES.length; k++) base[FAMILIES[k]] = 0;
-    base.params = paramBytes;
-    base.optimizer_state = state;
-    base.master_weights = master;
-    base.workspace = workspace;
-    var phases = {};
+    var phases = {}, order = ["forward", "backward", "optimizer step"];
+    var seen = {};
     for (i = 0; i < moments.length; i++) {
-      var t = total(moments[i][1]);
-      var ph = moments[i][0];
-      phases[ph] = Math.max(phases.hasOwnProperty(ph) ? phases[ph] : 0, t);
+      var ph = moments[i][0], tot = total(moments[i][1]);
+      seen[ph] = Math.max(seen.hasOwnProperty(ph) ? seen[ph] : 0, tot);
     }
+    order.forEach(function (p) { if (seen.hasOwnProperty(p)) phases[p] = seen[p]; });
     return { peak: total(fam), phase: moments[best][0],
-      persistent: total(base), breakdown: breakdown, phases: phases,
-      parameters: sum(paramList(m).map(function (p) { return p.numel; })),
-      kernel: attentionKernel(m) };
+      breakdown: breakdown, phases: phases, persistent: total(base()),
+      cpu: h.cpu, parameters: sum(specs.map(function (p) {
+        return p.numel;
+      })) };
   }
 
   function largestMicroBatch(options, budget, limit) {
@@ -615,11 +815,12 @@
   var COLOURS = { params: "#5c6bc0", grads: "#2e7d32",
     optimizer_state: "#c62828", master_weights: "#f9a825",
     activations: "#00838f", weight_copies: "#6d4c41",
-    transients: "#8e24aa", workspace: "#9e9e9e" };
+    transients: "#8e24aa", buffers: "#ef6c00", workspace: "#9e9e9e" };
   var LABELS = { params: "parameters", grads: "gradients",
     optimizer_state: "optimizer state", master_weights: "master weights",
     activations: "activations", weight_copies: "autocast weight copies",
-    transients: "transients", workspace: "cuBLAS workspace" };
+    transients: "transients", buffers: "communication buffers",
+    workspace: "cuBLAS workspace" };
   var STYLE = [
     ".memcalc-form{display:grid;gap:.6rem .9rem;",
     "grid-template-columns:repeat(auto-fill,minmax(8rem,1fr));",
@@ -718,9 +919,12 @@
       if (PRESETS[preset.value]) apply(preset.value);
       update();
     });
+    // Only the model's own shapes make it another model: the sequence, the
+    // micro-batch, accumulation and ranks are the step's, not the model's.
+    var SHAPES = ["layers", "hidden", "heads", "kv_heads", "vocab"];
     form.addEventListener("input", function (event) {
-      if (event.target !== preset && NUMBERS.some(function (s) {
-        return controls[s[0]] === event.target;
+      if (SHAPES.some(function (name) {
+        return controls[name] === event.target;
       })) preset.value = "custom";
       update();
     });
