@@ -122,3 +122,27 @@ def test_each_ranks_own_token_count_is_the_mean_of_means_bug_across_ranks(token_
     zero, _ = token_ranks
     expected = zero["reference"]
     assert max_abs_difference(zero["local_n"], expected) > 1e3 * _noise(expected)
+
+
+# ---- with and without no_sync on two ranks (issue 23, item 6) -------------------------------------
+
+@pytest.fixture(scope="module")
+def two_rank_loops():
+    from snippets.ddp_two_ranks import two_ranks
+    return two_ranks(K=K, local_batch=8)
+
+
+@pytest.mark.claim("On two ranks DDP's gradients with and without `no_sync` are equal within float32 "
+                   "rounding, not bitwise (at world size 1 they are bitwise equal)",
+                   page="grad-accumulation.md#no-sync")
+def test_with_and_without_no_sync_agree_within_rounding_on_two_ranks(two_rank_loops):
+    from snippets.ddp_two_ranks import LOOPS
+    zero, one = two_rank_loops
+    assert [zero[loop]["allreduced_after"] for loop in LOOPS] == [[K - 1], list(range(K))]
+    for loop in LOOPS:
+        assert one[loop]["allreduced_after"] == zero[loop]["allreduced_after"]
+        assert all(torch.equal(a, b) for a, b in zip(zero[loop]["grads"], one[loop]["grads"]))
+        assert max_abs_difference(zero[loop]["grads"], zero["reference"]) < _noise(zero["reference"])
+    with_sync, without_sync = (zero[loop]["grads"] for loop in LOOPS)
+    difference = max_abs_difference(with_sync, without_sync)
+    assert 0 < difference < _noise(zero["reference"])  # a few roundings: the sums' order differs
