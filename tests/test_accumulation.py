@@ -490,20 +490,23 @@ def test_a_forgotten_k_leaves_the_grad_scaler_k_times_less_headroom(K):
 # ---- a forgotten / K under clipping, and the learning-rate schedule (issue 23, items 2 and 16) ---
 
 def _adam_run(model, X, T, K: int, steps: int, divide_by_k: bool,
-              max_norm: float | None) -> list[torch.Tensor]:
+              max_norm: float | None) -> tuple[list[torch.Tensor], list[float]]:
     """The page's `train`: Adam, lr 1e-2, K micro-batches a step, clipped as accumulation_step
-    clips (after the last micro-batch) when max_norm is given."""
+    clips (after the last micro-batch) when max_norm is given. The weights, and each step's
+    gradient norm before clipping."""
     model = copy.deepcopy(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    norms = []
     for _ in range(steps):
         optimizer.zero_grad()
         for x, t in zip(X.split(len(X) // K), T.split(len(T) // K)):
             loss = nn.MSELoss()(model(x), t)
             (loss / K if divide_by_k else loss).backward()
+        norms.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item())
         if max_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         optimizer.step()
-    return [p.detach().clone() for p in model.parameters()]
+    return [p.detach().clone() for p in model.parameters()], norms
 
 
 @pytest.mark.claim("Adam hides a forgotten /K only if nothing clips: with max_norm between ‖g‖ and "
@@ -516,10 +519,15 @@ def test_a_forgotten_k_shows_through_adam_when_only_the_wrong_run_is_clipped(mlp
     g_norm = torch.nn.utils.get_total_norm(big_batch_grads(model, nn.MSELoss(), X, T)).item()
 
     def gap(max_norm):
-        wrong = _adam_run(model, X, T, K, steps, False, max_norm)
-        right = _adam_run(model, X, T, K, steps, True, max_norm)
+        wrong, _ = _adam_run(model, X, T, K, steps, False, max_norm)
+        right, _ = _adam_run(model, X, T, K, steps, True, max_norm)
         return _relative_gap(wrong, right, start)
 
+    # at max_norm = 2‖g‖ the right run is never clipped, the wrong one is at first
+    _, right_norms = _adam_run(model, X, T, K, steps, True, 2 * g_norm)
+    _, wrong_norms = _adam_run(model, X, T, K, steps, False, 2 * g_norm)
+    assert right_norms[0] == pytest.approx(g_norm, rel=1e-5) and max(right_norms) < 2 * g_norm
+    assert wrong_norms[0] == pytest.approx(K * g_norm, rel=1e-5)
     assert gap(None) < 1e-3                 # unclipped: only eps sees the factor K
     assert round(gap(2 * g_norm), 2) == 0.48  # clipped: the wrong run's steps only, by varying factors
     assert gap(0.1 * g_norm) < 1e-3         # below the window both runs are clipped at every step
