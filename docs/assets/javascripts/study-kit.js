@@ -38,6 +38,11 @@
     return sign + Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
 
+  function openCard(card, open) {
+    card.textContent = open ? card.dataset.sentence : card.dataset.cue;
+    card.setAttribute("aria-expanded", String(open));
+  }
+
   function setUpPractice(track, index) {
     var bar = el("div", { className: "kit-practice-bar" });
     var toggle = button("Practice", "kit-practice-toggle");
@@ -62,25 +67,17 @@
     Array.prototype.forEach.call(track.querySelectorAll("p"), function (p) {
       sentences(p.textContent).forEach(function (sentence) {
         var words = sentence.split(" ");
+        var cue = words.length > CUE_WORDS ? words.slice(0, CUE_WORDS).join(" ") + " …" : sentence;
         var item = el("li", { className: "kit-cue" });
-        var cue = button(words.length > CUE_WORDS
-                         ? words.slice(0, CUE_WORDS).join(" ") + " …" : sentence, "kit-cue-button");
-        cue.setAttribute("aria-expanded", "false");
-        var full = el("span", { className: "kit-cue-full" }, sentence);
-        full.hidden = true;
-        cue.addEventListener("click", function () {
-          var open = full.hidden;
-          full.hidden = !open;
-          cue.hidden = open;
-          cue.setAttribute("aria-expanded", String(open));
+        // one button per card: its words, or the whole sentence once opened
+        var card = el("button", { type: "button", className: "kit-cue-button",
+                                  "aria-expanded": "false" }, cue);
+        card.dataset.cue = cue;
+        card.dataset.sentence = sentence;
+        card.addEventListener("click", function () {
+          openCard(card, card.getAttribute("aria-expanded") !== "true");
         });
-        full.addEventListener("click", function () {
-          full.hidden = true;
-          cue.hidden = false;
-          cue.setAttribute("aria-expanded", "false");
-        });
-        item.appendChild(cue);
-        item.appendChild(full);
+        item.appendChild(card);
         cues.appendChild(item);
       });
     });
@@ -108,10 +105,8 @@
     function setAll(open) {
       all.setAttribute("aria-pressed", String(open));
       all.textContent = open ? "Cue cards" : "Show all";
-      Array.prototype.forEach.call(cues.querySelectorAll(".kit-cue"), function (item) {
-        item.querySelector(".kit-cue-full").hidden = !open;
-        item.querySelector(".kit-cue-button").hidden = open;
-        item.querySelector(".kit-cue-button").setAttribute("aria-expanded", String(open));
+      Array.prototype.forEach.call(cues.querySelectorAll(".kit-cue-button"), function (card) {
+        openCard(card, open);
       });
     }
 
