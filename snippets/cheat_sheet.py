@@ -149,3 +149,28 @@ def step_extra(optimizer: str, implementation: str, *, tensors: int = 8,
     opt.step()  # makes the state
     return step_extra_bytes(opt) / params[0].nbytes
 # --8<-- [end:step_extra]
+
+
+# --8<-- [start:saved_bf16_weights]
+def saved_bf16_weights(input_requires_grad: bool) -> list[bool]:
+    """For each of TinyMLP's two layers, whether backward keeps the bf16
+    copy autocast made of its weight (a saved bf16 tensor of the weight's
+    shape, or of its transpose)."""
+    torch.manual_seed(0)
+    model = TinyMLP()
+    weights = [m.weight for m in model.modules()
+               if isinstance(m, torch.nn.Linear)]
+    x = torch.randn(8, 128, requires_grad=input_requires_grad)
+    saved = []
+
+    def pack(t):
+        saved.append((t.dtype, tuple(t.shape)))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x)
+    shapes = {shape for dtype, shape in saved if dtype == torch.bfloat16}
+    return [tuple(w.shape) in shapes or tuple(w.T.shape) in shapes
+            for w in weights]
+# --8<-- [end:saved_bf16_weights]

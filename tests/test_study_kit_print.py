@@ -1,7 +1,8 @@
 """The "Before the meeting" pages on paper, printed by Chromium from the built site.
 
 * The cheat sheet prints on exactly one page, on A4 and on US Letter, with nothing clipped: the
-  sheet itself, without its checks, sources or page footer.
+  sheet itself, without its checks, sources or page footer; its text at 8.5 pt or more, its
+  tables at 8 pt or more (issue 19: a page you want in your hand).
 * The drills print as a drill sheet: every question, no answer.
 * On screen the answers stay folded until clicked.
 
@@ -28,8 +29,10 @@ from tests.test_study_kit import drills
 pytestmark = [pytest.mark.build, pytest.mark.browser]
 
 PRINT_KIT = "assets/stylesheets/print-kit.css"
-SHEET_SECTIONS = ("Update rules", "Memory per parameter", "Gradient accumulation",
-                  "Activation checkpointing", "When to use which")
+SHEET_SECTIONS = ("Update rules", "Memory per parameter", "At real scale", "Rules of thumb",
+                  "When to use which")
+BODY_PT, TABLE_PT = 8.5, 8.0   # the smallest printed sizes: text, and tables
+PT_SLACK = 0.01                # 8.5 pt is 11.333 CSS px, which Chromium keeps as 8.49998 pt
 # the checks, the sources section and the page footer
 SCREEN_ONLY = ("How every number here is checked", "D. P. Kingma", "Tested with torch")
 
@@ -54,8 +57,30 @@ if REASON and os.environ.get("CI") == "true":
 needs_browser = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
-def _printed(chromium, url: str, path: str, paper: str) -> tuple[int, str, list[str]]:
-    """(pages, text, clipping problems) of `path` printed on `paper`."""
+# The computed size, in points, of every visible piece of text in the sheet: (pt, in a table, text).
+# Inside a formula only the formula itself counts (KaTeX sets its scripts smaller, by design).
+FONT_SIZES = """() => {
+  const sheet = document.querySelector('.md-typeset .kit-sheet');
+  const sizes = [];
+  const visible = (el) => el.getClientRects().length > 0;
+  sheet.querySelectorAll('.katex').forEach((math) => {
+    if (visible(math)) sizes.push([parseFloat(getComputedStyle(math).fontSize) * 0.75,
+                                   !!math.closest('table'), math.textContent.slice(0, 30)]);
+  });
+  const walker = document.createTreeWalker(sheet, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement;
+    if (!walker.currentNode.textContent.trim() || !visible(el) || el.closest('.katex')) continue;
+    sizes.push([parseFloat(getComputedStyle(el).fontSize) * 0.75, !!el.closest('table'),
+                walker.currentNode.textContent.trim().slice(0, 30)]);
+  }
+  return sizes;
+}"""
+
+
+def _printed(chromium, url: str, path: str, paper: str, *, fonts: bool = False):
+    """(pages, text, clipping problems) of `path` printed on `paper`; with `fonts`, also the
+    sheet's text sizes as FONT_SIZES reads them."""
     from pypdf import PdfReader
 
     width = {"A4": browser.A4_WIDTH_PX, "Letter": 816}[paper]  # 210 mm, 8.5 in at 96 px/in
@@ -63,20 +88,28 @@ def _printed(chromium, url: str, path: str, paper: str) -> tuple[int, str, list[
     try:
         data = page.pdf(format=paper, print_background=False)
         problems = browser.overflow_problems(page, strict=True)
+        sizes = page.evaluate(FONT_SIZES) if fonts else []
     finally:
         page.close()
     reader = PdfReader(io.BytesIO(data))
     text = " ".join(" ".join((p.extract_text() or "").split()) for p in reader.pages)
-    return len(reader.pages), text, problems
+    return (len(reader.pages), text, problems, sizes) if fonts else (len(reader.pages), text, problems)
 
 
 @needs_browser
-@pytest.mark.claim("The cheat sheet prints on exactly one page, on A4 and on US Letter",
-                   page="cheat-sheet.md", capture=None)
+@pytest.mark.claim("The cheat sheet prints on exactly one page, on A4 and on US Letter, its text at "
+                   "8.5 pt or more and its tables at 8 pt or more", page="cheat-sheet.md", capture=None)
 @pytest.mark.parametrize("paper", ["A4", "Letter"])
 def test_the_cheat_sheet_prints_on_one_page(chromium, url, paper):
-    pages, text, problems = _printed(chromium, url, "cheat-sheet/", paper)
+    pages, text, problems, sizes = _printed(chromium, url, "cheat-sheet/", paper, fonts=True)
     assert pages == 1, f"the cheat sheet prints on {pages} {paper} pages"
+    body = [(pt, words) for pt, in_table, words in sizes if not in_table]
+    tables = [(pt, words) for pt, in_table, words in sizes if in_table]
+    assert body and tables
+    small = [f"{pt:.2f} pt: {words!r}" for pt, words in body if pt < BODY_PT - PT_SLACK]
+    assert not small, f"printed on {paper}, text under {BODY_PT} pt:\n" + "\n".join(small[:10])
+    small = [f"{pt:.2f} pt: {words!r}" for pt, words in tables if pt < TABLE_PT - PT_SLACK]
+    assert not small, f"printed on {paper}, table text under {TABLE_PT} pt:\n" + "\n".join(small[:10])
     assert not problems, f"printed on {paper}, clipped:\n" + "\n".join(problems)
     for section in SHEET_SECTIONS:
         assert section in text, f"'{section}' is missing from the printed sheet"
