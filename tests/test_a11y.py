@@ -93,7 +93,7 @@ def test_tab_reaches_every_scrolling_table_and_code_block_with_a_visible_ring(ch
     page, _ = browser.open_page(chromium, url + KEYBOARD_PAGE, browser.PHONE)
     try:
         page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
-        page.wait_for_function("() => document.querySelectorAll('[data-scroll-focus]').length")
+        page.wait_for_function("() => document.querySelectorAll('[data-scroll-focus=on]').length")
         scrollers = _scrollers(page)
         reached: dict[str, dict] = {}
         for _ in range(MAX_TABS):

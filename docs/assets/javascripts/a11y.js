@@ -13,7 +13,8 @@
 (function () {
   "use strict";
 
-  var MARK = "data-scroll-focus";   // set on the regions this script made focusable
+  var MARK = "data-scroll-focus";   // "on" where this script made a region focusable
+  var NAMED = "data-scroll-named";  // and gave it the role and name below
   var FOCUSABLE = "a[href], button, input, select, textarea, summary, " +
     "[tabindex]:not([tabindex='-1'])";
 
@@ -35,28 +36,48 @@
     return "Region";
   }
 
+  // Inside these nothing scrolls on its own (code tokens, KaTeX's boxes, a figure's shapes):
+  // look at the element, not at its thousands of descendants.
+  var LEAF = "code, .katex, svg";
+
+  function consider(el) {
+    var ours = el.hasAttribute(MARK);
+    if (!ours && el.hasAttribute("tabindex")) return;   // the theme's own (pre > code)
+    if (!ours && el.matches(FOCUSABLE)) return;
+    var on = scrolls(el);
+    if (on === (ours && el.getAttribute(MARK) === "on")) return;
+    if (!on) {
+      if (!ours) return;
+      el.removeAttribute("tabindex");
+      el.setAttribute(MARK, "off");
+      if (el.hasAttribute(NAMED)) {
+        el.removeAttribute("role");
+        el.removeAttribute("aria-label");
+        el.removeAttribute(NAMED);
+      }
+      return;
+    }
+    el.setAttribute("tabindex", "0");
+    el.setAttribute(MARK, "on");
+    // Code reads as itself; anything else gets a role and a name to announce.
+    var what = kind(el);
+    if (what !== "Code" && !el.hasAttribute("role")) {
+      el.setAttribute("role", "group");
+      el.setAttribute("aria-label", what + " (scrollable)");
+      el.setAttribute(NAMED, "");
+    }
+  }
+
+  function visit(parent) {
+    for (var el = parent.firstElementChild; el; el = el.nextElementSibling) {
+      consider(el);
+      if (!el.matches(LEAF)) visit(el);
+    }
+  }
+
   function mark() {
     var content = document.querySelector(".md-content");
-    if (!content) return;
-    var all = content.querySelectorAll("*");
-    for (var i = 0; i < all.length; i++) {
-      var el = all[i];
-      var ours = el.hasAttribute(MARK);
-      if (!ours && el.hasAttribute("tabindex")) continue;   // the theme's own (pre > code)
-      if (ours && !scrolls(el)) {
-        el.removeAttribute("tabindex");
-        continue;
-      }
-      if (ours || el.matches(FOCUSABLE) || !scrolls(el)) continue;
-      el.setAttribute("tabindex", "0");
-      el.setAttribute(MARK, "");
-      // Code reads as itself; anything else gets a role and a name to announce.
-      var what = kind(el);
-      if (what !== "Code" && !el.hasAttribute("role")) {
-        el.setAttribute("role", "group");
-        el.setAttribute("aria-label", what + " (scrollable)");
-      }
-    }
+    if (content) visit(content);
   }
 
   function nameSearch() {
