@@ -26,13 +26,17 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402 
 
 
 def _pages() -> list[str]:
-    """Every Markdown page's URL path under use_directory_urls (memory.md -> memory/)."""
+    """Every page's URL path under use_directory_urls (memory.md -> memory/), and the theme's 404."""
     pages = []
-    for md in sorted((ROOT / "docs").glob("*.md")):
-        pages.append("" if md.name == "index.md" else md.stem + "/")
+    for md in sorted((ROOT / "docs").rglob("*.md")):
+        rel = md.relative_to(ROOT / "docs")
+        if rel.parts[0] == "includes":   # snippets appended to every page (mkdocs.yml exclude_docs)
+            continue
+        folder = "".join(f"{part}/" for part in rel.parts[:-1])
+        pages.append(folder if md.stem in ("index", "README") else f"{folder}{md.stem}/")
     for nb in sorted((ROOT / "docs" / "notebooks").glob("*.py")):
         pages.append(f"notebooks/{nb.stem}/")
-    return pages
+    return pages + ["404.html"]
 
 
 PAGES = _pages()
