@@ -61,6 +61,20 @@ def test_the_audit_names_what_a_broken_page_gets_wrong(chromium, site, tmp_path)
     assert back == "default", "the audit leaves the page in the palette it found"
 
 
+@needs_axe
+def test_without_a11y_js_the_audit_finds_what_it_fixes(chromium, site, tmp_path):
+    """The script is what makes scroll regions reachable and names the search dialog."""
+    copy = browser.broken_copy(site, tmp_path, "")
+    (copy / "assets" / "javascripts" / "a11y.js").write_text("", encoding="utf-8")
+    with browser.serve(copy) as base:
+        page, _ = browser.open_page(chromium, base + KEYBOARD_PAGE, browser.PHONE)
+        try:
+            rules = {v["rule"] for v in browser.axe_violations(page, palettes=("default",))}
+        finally:
+            page.close()
+    assert {"scrollable-region-focusable", "aria-dialog-name"} <= rules, rules
+
+
 def _scrollers(page) -> list[str]:
     """Tag every visible element of the article that scrolls; return a description of each."""
     return page.evaluate("""() => {
@@ -142,6 +156,8 @@ def test_the_memory_calculator_works_from_the_keyboard(chromium, url):
             if page.evaluate("() => document.activeElement.id") == "memcalc-optimizer":
                 break
             page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        assert focused["tag"] == "select" and focused["visible"] and focused["outline"] != "none", focused
         page.keyboard.press("ArrowDown")   # a closed select steps to the next option
         chosen = page.evaluate("() => document.getElementById('memcalc-optimizer').value")
         after_choosing = page.evaluate(result)
