@@ -376,6 +376,6 @@ def describe_violation(v: dict) -> str:
             f"{html}" + (f" -- {v['why'][:200]}" if v["why"] else ""))
 
 
-def accessibility_problems(page) -> list[str]:
+def accessibility_problems(page, palettes=PALETTES) -> list[str]:
     """axe-core's serious and critical violations in the light and dark palettes, one line each."""
-    return [describe_violation(v) for v in axe_violations(page)]
+    return [describe_violation(v) for v in axe_violations(page, palettes)]
