@@ -313,10 +313,14 @@ def _axe_source() -> str:
 
 
 # Switch Material's palette the way its toggle does, then wait for the colour transitions the
-# switch starts (axe reads computed colours; mid-transition they are neither palette's).
+# switch starts (axe reads computed colours; mid-transition they are neither palette's). An
+# endless animation (a spinner) is not waited for, and no wait lasts more than five seconds.
 SET_PALETTE = """async (scheme) => {
   document.body.setAttribute('data-md-color-scheme', scheme);
-  await Promise.all(document.getAnimations().map((a) => a.finished.catch(() => null)));
+  const ending = document.getAnimations().filter(
+    (a) => a.effect && Number.isFinite(a.effect.getComputedTiming().endTime));
+  await Promise.race([Promise.all(ending.map((a) => a.finished.catch(() => null))),
+                      new Promise((resolve) => setTimeout(resolve, 5000))]);
 }"""
 
 # Every rule axe runs by default (WCAG 2.0-2.2 A and AA, best practices), or only `rules`;
