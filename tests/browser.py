@@ -8,7 +8,9 @@ What the checks below ask of every page, at a laptop's and a phone's width, and 
   scroll container; at 1280 px not even those may need scrolling (code, tables and equations
   fit), on a phone a wide table scrolls inside its box, with a visible shadow cue;
 * every figure has a caption and alt text, and its smallest text stays legible;
-* printed (A4), nothing is clipped: paper cannot scroll.
+* printed (A4), nothing is clipped: paper cannot scroll;
+* axe-core (from npm, node_modules/axe-core) finds no serious or critical accessibility
+  violation, in the light and in the dark palette.
 
 The functions take a Playwright page and return a list of problems (empty: all good), so the
 tests can also show that each check fails on a copy of the site broken on purpose.
@@ -36,6 +38,10 @@ LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 A4_WIDTH_PX = 703          # 210 mm less site.css's 12 mm page margins, at 96 px per inch
 MIN_FIGURE_TEXT_PX = 9.0   # the smallest figure text we accept on screen, in CSS pixels
+AXE_JS = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+PALETTES = ("default", "slate")     # Material's light and dark schemes (mkdocs.yml)
+PALETTE_NAMES = {"default": "light", "slate": "dark"}
+BLOCKING_IMPACTS = ("serious", "critical")
 
 
 def chromium_path() -> str | None:
@@ -55,6 +61,33 @@ def unavailable_reason() -> str | None:
     if chromium_path() is None:
         return "no Chromium at /usr/bin/chromium (apt-get install chromium)"
     return None
+
+
+def require_browser() -> None:
+    """At a test module's top: skip the module, saying why, when Chromium or Playwright is
+    missing; under CI=true fail instead (CI installs both, and a silently skipped browser test
+    proves nothing)."""
+    import pytest
+
+    reason = unavailable_reason()
+    if reason and os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI=true but the browser tests cannot run: {reason}")
+    if reason:
+        pytest.skip(reason, allow_module_level=True)
+
+
+def broken_copy(site: Path, tmp_path: Path, insertion: str, page: str = "memory") -> Path:
+    """A copy of the built site with `insertion` (HTML) right after `page`'s h1: a page broken on
+    purpose, to show that a check notices."""
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy)
+    file = copy / page / "index.html"
+    html = file.read_text(encoding="utf-8")
+    marker = '<h1 id="'
+    assert marker in html, f"the {page} page has no h1 to insert after"
+    at = html.index("</h1>", html.index(marker)) + len("</h1>")
+    file.write_text(html[:at] + insertion + html[at:], encoding="utf-8")
+    return copy
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -263,3 +296,90 @@ def pdf_pages(page, paper: str) -> int:
 
     data = page.pdf(format=paper, print_background=False)
     return len(PdfReader(io.BytesIO(data)).pages)
+
+
+# --- Accessibility: axe-core, injected from node_modules (never fetched), in both palettes ------
+
+def axe_unavailable_reason() -> str | None:
+    """Why the accessibility audit cannot run here, in one line; None when it can."""
+    if not AXE_JS.is_file():
+        return "axe-core is not installed (make test runs npm ci; needs Node.js and npm)"
+    return None
+
+
+@functools.cache
+def _axe_source() -> str:
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+# Switch Material's palette the way its toggle does, then wait for the colour transitions the
+# switch starts (axe reads computed colours; mid-transition they are neither palette's). An
+# endless animation (a spinner) is not waited for, and no wait lasts more than five seconds.
+SET_PALETTE = """async (scheme) => {
+  document.body.setAttribute('data-md-color-scheme', scheme);
+  const ending = document.getAnimations().filter(
+    (a) => a.effect && Number.isFinite(a.effect.getComputedTiming().endTime));
+  await Promise.race([Promise.all(ending.map((a) => a.finished.catch(() => null))),
+                      new Promise((resolve) => setTimeout(resolve, 5000))]);
+}"""
+
+# Every rule axe runs by default (WCAG 2.0-2.2 A and AA, best practices), or only `rules`;
+# only violations are collected, which keeps a run cheap. Each node carries its own impact.
+AXE_RUN = """async ([blocking, rules]) => {
+  const options = {resultTypes: ['violations'], iframes: false, elementRef: false,
+                   xpath: false, ancestry: false};
+  if (rules) options.runOnly = {type: 'rule', values: rules};
+  const result = await axe.run(document, options);
+  const found = [];
+  for (const rule of result.violations) {
+    for (const node of rule.nodes) {
+      if (!blocking.includes(node.impact)) continue;
+      found.push({rule: rule.id, impact: node.impact, help: rule.help,
+                  target: node.target.join(' '), html: node.html,
+                  why: (node.failureSummary || '').split('\\n').slice(1).join(' ').trim()});
+    }
+  }
+  return found;
+}"""
+# The rules whose outcome depends on the colours. A palette changes nothing else (Material's
+# schemes differ only in CSS colour variables), so the first palette gets every rule and each
+# further palette only these: the audit's cost is about one full run per load, not two.
+PALETTE_RULES = ["color-contrast", "link-in-text-block"]
+
+
+def axe_violations(page, palettes=PALETTES) -> list[dict]:
+    """Serious and critical axe-core violations on the loaded page, in each palette in turn.
+
+    One page load serves every palette: the palette is switched in the page and axe runs again
+    (every rule in the first palette, PALETTE_RULES in the others).
+    Each violation: {palette, rule, impact, help, target, html, why}.
+    """
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=_axe_source())
+        known = page.evaluate("() => axe.getRules().map((r) => r.ruleId)")
+        assert set(PALETTE_RULES) <= set(known), f"axe-core has no rule {set(PALETTE_RULES) - set(known)}"
+    before = page.evaluate("() => document.body.getAttribute('data-md-color-scheme')")
+    found = []
+    try:
+        for i, palette in enumerate(palettes):
+            page.evaluate(SET_PALETTE, palette)
+            rules = None if i == 0 else PALETTE_RULES
+            found += [dict(v, palette=palette)
+                      for v in page.evaluate(AXE_RUN, [list(BLOCKING_IMPACTS), rules])]
+    finally:
+        if before:
+            page.evaluate(SET_PALETTE, before)
+    return found
+
+
+def describe_violation(v: dict) -> str:
+    html = re.sub(r"\s+", " ", v["html"]).strip()
+    html = html if len(html) <= 120 else html[:117] + "..."
+    palette = PALETTE_NAMES.get(v["palette"], v["palette"])
+    return (f"{palette} palette: {v['rule']} ({v['impact']}: {v['help']}) at {v['target']}: "
+            f"{html}" + (f" -- {v['why'][:200]}" if v["why"] else ""))
+
+
+def accessibility_problems(page, palettes=PALETTES) -> list[str]:
+    """axe-core's serious and critical violations in the light and dark palettes, one line each."""
+    return [describe_violation(v) for v in axe_violations(page, palettes)]

@@ -1,5 +1,7 @@
 """Every page of the built site, in Chromium, at 1280 x 900 and 390 x 844, and printed on A4.
 
+Each page load also runs the accessibility audit (axe-core, in the light and the dark palette;
+tests/test_a11y.py has the keyboard tests and shows that the audit notices a broken page).
 Without Chromium or Playwright these tests skip with a one-line reason; under CI=true they fail
 instead, because CI installs both (.ci/run) and a silently skipped browser test proves nothing.
 The last tests break a copy of the site on purpose and show that each check notices.
@@ -7,9 +9,7 @@ The last tests break a copy of the site on purpose and show that each check noti
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -20,26 +20,28 @@ from tests.sitebuild import ROOT
 
 pytestmark = [pytest.mark.build, pytest.mark.browser]
 
-REASON = browser.unavailable_reason()
-if REASON and os.environ.get("CI") == "true":
-    raise RuntimeError(f"CI=true but the browser tests cannot run: {REASON}")
-if REASON:
-    pytest.skip(REASON, allow_module_level=True)
+browser.require_browser()
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402  (only now we know it is there)
 
 
 def _pages() -> list[str]:
-    """Every Markdown page's URL path under use_directory_urls (memory.md -> memory/)."""
+    """Every page's URL path under use_directory_urls (memory.md -> memory/), and the theme's 404."""
     pages = []
-    for md in sorted((ROOT / "docs").glob("*.md")):
-        pages.append("" if md.name == "index.md" else md.stem + "/")
+    for md in sorted((ROOT / "docs").rglob("*.md")):
+        rel = md.relative_to(ROOT / "docs")
+        if rel.parts[0] == "includes":   # snippets appended to every page (mkdocs.yml exclude_docs)
+            continue
+        folder = "".join(f"{part}/" for part in rel.parts[:-1])
+        pages.append(folder if md.stem in ("index", "README") else f"{folder}{md.stem}/")
     for nb in sorted((ROOT / "docs" / "notebooks").glob("*.py")):
         pages.append(f"notebooks/{nb.stem}/")
-    return pages
+    return pages + ["404.html"]
 
 
 PAGES = _pages()
+# Without axe-core (npm ci not run) the audit is left out here; tests/test_a11y.py says why.
+AUDIT = browser.axe_unavailable_reason() is None
 CHAPTER = re.compile(r"^# (?:\d+[a-z]?|[A-Z]) · ", re.MULTILINE)
 CHAPTERS = [p for p in PAGES if p and CHAPTER.match((ROOT / "docs" / f"{p.rstrip('/')}.md").read_text(encoding="utf-8")
                                                      if (ROOT / "docs" / f"{p.rstrip('/')}.md").is_file() else "")]
@@ -55,6 +57,8 @@ def test_page_in_the_browser(chromium, site, url, path, viewport):
         problems += browser.math_problems(page)
         problems += browser.figure_problems(page, site)
         problems += browser.overflow_problems(page, strict=viewport is browser.LAPTOP)
+        if AUDIT:  # after the overflow check has opened every fold: folded content is audited too
+            problems += browser.accessibility_problems(page)
     finally:
         page.close()
     assert not problems, f"/{path} at {viewport['width']} px:\n" + "\n".join(problems)
@@ -74,18 +78,6 @@ def test_chapter_prints_on_a4_with_nothing_clipped(chromium, url, path):
 
 # --- Each check notices what it is for: a copy of the site, broken on purpose ---------------
 
-def _broken_copy(site: Path, tmp_path: Path, insertion: str) -> Path:
-    copy = tmp_path / "site"
-    shutil.copytree(site, copy)
-    page = copy / "memory" / "index.html"
-    html = page.read_text(encoding="utf-8")
-    marker = '<h1 id="'
-    assert marker in html, "the memory page has no h1 to insert after"
-    at = html.index("</h1>", html.index(marker)) + len("</h1>")
-    page.write_text(html[:at] + insertion + html[at:], encoding="utf-8")
-    return copy
-
-
 def _check_copy(chromium, copy: Path, viewport=browser.LAPTOP) -> tuple[list[str], list[str], list[str]]:
     with browser.serve(copy) as base:
         page, visit = browser.open_page(chromium, base + "memory/", viewport)
@@ -98,7 +90,7 @@ def _check_copy(chromium, copy: Path, viewport=browser.LAPTOP) -> tuple[list[str
 def test_a_120_character_code_line_is_caught(chromium, site, tmp_path):
     line = "x = " + "1 + " * 29
     code = f'<div class="highlight"><pre><span></span><code>{line[:120]}</code></pre></div>'
-    _, overflow, _ = _check_copy(chromium, _broken_copy(site, tmp_path, code))
+    _, overflow, _ = _check_copy(chromium, browser.broken_copy(site, tmp_path, code))
     assert any("sideways scrolling" in p and ("pre" in p or "code" in p) for p in overflow), overflow
 
 
@@ -107,19 +99,19 @@ def test_a_12_column_table_is_caught(chromium, site, tmp_path):
     row = "".join(f"<td>{i * 1234567}</td>" for i in range(12))
     table = (f'<div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table><thead><tr>{head}</tr>'
              f"</thead><tbody><tr>{row}</tr></tbody></table></div></div>")
-    _, overflow, _ = _check_copy(chromium, _broken_copy(site, tmp_path, table))
+    _, overflow, _ = _check_copy(chromium, browser.broken_copy(site, tmp_path, table))
     assert any("sideways scrolling" in p and ("table" in p or "scrollwrap" in p) for p in overflow), overflow
 
 
 def test_an_external_script_is_caught(chromium, site, tmp_path):
     script = '<script src="https://cdn.example.com/tracker.js"></script>'
-    offsite, _, _ = _check_copy(chromium, _broken_copy(site, tmp_path, script))
+    offsite, _, _ = _check_copy(chromium, browser.broken_copy(site, tmp_path, script))
     assert offsite == ["https://cdn.example.com/tracker.js"], offsite
 
 
 def test_raw_math_and_a_figure_without_words_are_caught(chromium, site, tmp_path):
     broken = ('<p>raw \\(\\theta\\) here</p><figure><img src="../captures/none.svg" alt=""></figure>')
-    copy = _broken_copy(site, tmp_path, broken)
+    copy = browser.broken_copy(site, tmp_path, broken)
     with browser.serve(copy) as base:
         page, _ = browser.open_page(chromium, base + "memory/", browser.LAPTOP)
         try:
