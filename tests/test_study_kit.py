@@ -102,8 +102,17 @@ def test_the_peak_sentence_matches_the_counted_step():
     l2 = torch.optim.Adam(params, lr=1e-3, weight_decay=0.1, foreach=False)
     l2.step()
     assert step_extra_bytes(l2) == 4 * params[0].nbytes
-    assert ("On top, a step's peak: for-loop Adam 3 tensors' worth (4 with L2 decay), foreach one more "
-            "copy of all parameters, fused and SGD nothing") in " ".join(_text(SHEET).split())
+    maximizing = torch.optim.Adam(params, lr=1e-3, maximize=True, foreach=False)
+    maximizing.step()
+    assert step_extra_bytes(maximizing) == 4 * params[0].nbytes
+    # SGD makes a gradient-sized copy under foreach with weight decay or maximize
+    for options in (dict(weight_decay=0.1), dict(maximize=True)):
+        sgd = torch.optim.SGD(params, lr=1e-3, momentum=0.9, foreach=True, **options)
+        sgd.step()
+        assert step_extra_bytes(sgd) > 0, options
+    assert ("On top, a step's peak: for-loop Adam 3 tensors' worth (4 with L2 decay or `maximize`), foreach "
+            "one more copy of all parameters, fused nothing, SGD nothing without decay or `maximize`"
+            ) in " ".join(_text(SHEET).split())
 
 
 @pytest.mark.claim("On the GPU the default foreach Adam step holds one more copy of the parameters "
@@ -265,7 +274,7 @@ def test_the_l2_versus_decoupled_box():
               for lr in (0.01, 0.02, 0.04)]
     assert decays == pytest.approx([0.001, 0.002, 0.004], rel=1e-12)  # γλ: it scales with lr
     box = " ".join(_text(SHEET).split('!!! warning "L2 versus decoupled', 1)[1].split("\n\n", 1)[0].split())
-    assert "Adam 0.90000001, AdamW 0.99" in box and "`weight_decay` 0.01, Adam's 0" in box
+    assert "Adam 0.90000001 (float64), AdamW 0.99" in box and "`weight_decay` 0.01, Adam's 0" in box
     assert "so doubling lr doubles it" in box
     # issue 17, item 5: torch's AdamW does not tune λ and lr apart
     assert "tune apart" not in _text(SHEET)
