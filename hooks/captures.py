@@ -116,7 +116,7 @@ def _index() -> str:
     rows = []
     for name in EXAMPLES:
         if name not in _captured():
-            rows.append([f"`{name}`", "—", "—", "—", f"awaiting its first GPU capture: {AWAITING_CAPTURE[name]}"])
+            rows.append([f"`{name}`", "—", "—", "—", "awaiting a GPU"])
             continue
         capture = _capture(name, "the capture index")
         p = capture["provenance"]
@@ -125,7 +125,10 @@ def _index() -> str:
         rows.append([f"`{name}`", pages, p["date"][:10], f"{p['wall_s']:.1f}", fresh])
     table = markdown_table(["capture", "shown on", "date", "run (s)", "state"], rows, "lllrl")
     first = load_capture(EXAMPLES[0])
-    return f"{table}\n\n<p class=\"provenance\">Measured: {provenance_line(first)}</p>"
+    waiting = [f"- `{n}`: {AWAITING_CAPTURE[n]}." for n in EXAMPLES if n not in _captured()]
+    awaiting = ("\n\nWritten, smoke-tested on the CPU, and awaiting their first GPU capture:\n\n"
+                + "\n".join(waiting)) if waiting else ""
+    return f"{table}\n\n<p class=\"provenance\">Measured: {provenance_line(first)}</p>{awaiting}"
 
 
 _titles: dict[str, str] = {}
