@@ -1341,6 +1341,7 @@
     controls.micro_batches.value = "1";
     controls.ranks.value = "1";
     controls.budget.value = "80";
+    controls.optimizer.value = "adamw";
     controls.precision.value = "bf16-autocast";
     controls.preset.addEventListener("change", function () {
       if (PRESETS[controls.preset.value]) apply(controls.preset.value);
@@ -1490,7 +1491,7 @@
           return k + " " + gib(result.phases[k]);
         }).join(", ") + "."));
       if (budget) {
-        out.appendChild(element("p", { id: "memcalc-budget",
+        out.appendChild(element("p", { id: "memcalc-largest",
           "data-value": String(best) }, "Budget " + gib(budget) + ": " +
           (result.peak <= budget ? "fits" : "does not fit") + "; " +
           (best ? "the largest micro-batch that fits is " + best +
