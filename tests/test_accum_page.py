@@ -37,7 +37,13 @@ MUTATIONS = {
     # the GPU capture: the between-steps floor is the same, to the byte, at every K
     "flat floor": ("{1: 0, 2: 0, 4: 0, 8: 0}", "{1: 0, 2: 0, 4: 0, 8: 512}"),
     # the GPU capture: every K's step time within 10 % of K = 1's
-    "flat time": ("< 0.10 for K in full[\"ks\"])\n    True", "< 0.10 for K in full[\"ks\"])\n    False"),
+    "flat time": ("< TIME_TOLERANCE for K in full[\"ks\"])\n    True",
+                  "< TIME_TOLERANCE for K in full[\"ks\"])\n    False"),
+    # a forgotten / K: bitwise K times the canonical loop's gradient
+    "k times": ("zip(gradients(canonical), gradients(summed)))\n    True",
+                "zip(gradients(canonical), gradients(summed)))\n    False"),
+    # ... and Adam sees it once clipping scales only the wrong run's steps
+    "clipped adam": ("max_norm 2     gap 0.4786", "max_norm 2     gap 0.0000"),
     # a pack hook that returns tensor.detach() leaves nothing alive without a backward...
     "detach": ("SavedActivations  forward only:    0", "SavedActivations  forward only: 1344"),
     # ...and one that returns the tensor itself keeps the graph's saved outputs alive

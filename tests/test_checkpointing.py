@@ -27,6 +27,7 @@ from snippets.checkpointing import (
     selective,
 )
 from snippets.live_bytes import LiveBytes
+from snippets.transformer_block import predicted_recompute, transformer_stack
 
 D, N, T = 8, 8, 64
 A_BYTES = T * D * 4  # one d-wide activation
@@ -164,6 +165,55 @@ def test_without_early_stop_per_block_recomputes_a_whole_forward(blocks, x, coun
     with ckpt.set_checkpoint_early_stop(False):
         full = count_step(blocks, x, per_block)
     assert recompute_forwards(full, counts["none"]) == 1.0
+
+
+@pytest.mark.claim("On a transformer block, per block with early stop reruns every matmul but the "
+                   "down-projection: (16d² + 4sd)/(24d² + 4sd) of a forward, about two thirds",
+                   page="checkpointing.md#a-transformer-block")
+@pytest.mark.parametrize("d, s, heads, depth", [(32, 8, 2, 2), (64, 16, 4, 3), (64, 64, 4, 2),
+                                                (128, 16, 8, 1)])
+def test_per_block_on_a_transformer_block_reruns_all_but_the_down_projection(d, s, heads, depth):
+    torch.manual_seed(0)
+    layers = transformer_stack(d, heads, depth)
+    tokens = torch.randn(2, s, d)
+    plain = count_step(layers, tokens, no_checkpoint)
+    # the forward's matmuls, by hand: 24d² a token for the projections, 4sd for attention
+    assert plain["forward_flops"] == depth * 2 * s * 2 * (12 * d * d + 2 * s * d)
+    assert plain["step_flops"] == 3 * plain["forward_flops"]  # backward: two matmuls per matmul
+    rerun = recompute_forwards(count_step(layers, tokens, per_block), plain)
+    assert rerun == pytest.approx(predicted_recompute(d, s), rel=1e-12)
+    assert 2 / 3 < rerun < 1
+    if s * 4 <= d:
+        assert rerun == pytest.approx(2 / 3, abs=0.02)  # "about two thirds" where the projections dominate
+    with ckpt.set_checkpoint_early_stop(False):
+        assert recompute_forwards(count_step(layers, tokens, per_block), plain) == 1.0  # the rule of thumb
+
+
+@pytest.mark.claim("Early stop skips exactly one matmul per transformer block: the down-projection's "
+                   "forward never finishes in the recompute", page="checkpointing.md#a-transformer-block")
+def test_early_stop_skips_only_the_down_projection_of_a_transformer_block():
+    """The ops the recompute runs, by the Linear layers whose forward returns: every one twice
+    (forward and rerun) except the down-projection, whose rerun ends when its input is saved."""
+    torch.manual_seed(0)
+    layers = transformer_stack(32, 2, 3)
+    finished: dict[str, int] = {}
+    handles = [module.register_forward_hook(
+                   lambda module, args, out, name=name: finished.__setitem__(name, finished.get(name, 0) + 1))
+               for name, module in layers.named_modules() if isinstance(module, nn.Linear)]
+    try:
+        loss_of(per_block(layers, torch.randn(2, 8, 32))).backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert finished == {f"{i}.{name}": 1 if name == "down" else 2
+                        for i in range(3) for name in ("qkv", "proj", "up", "down")}
+
+
+@pytest.mark.claim("A step is three forwards of matmul FLOPs, so a whole rerun forward is at most about "
+                   "33 % more compute", page="checkpointing.md#a-transformer-block")
+def test_a_step_is_three_forwards_so_one_extra_forward_is_a_third_more(counts):
+    assert counts["none"]["step_flops"] == 3 * counts["none"]["forward_flops"]
+    assert round(100 * counts["none"]["forward_flops"] / counts["none"]["step_flops"]) == 33
 
 
 @pytest.mark.claim("Every strategy gives bitwise the unchecked gradients",

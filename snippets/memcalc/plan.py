@@ -12,7 +12,11 @@ snippets/memcalc/decoder.py answers each in about a millisecond: memory is
 affine in the micro-batch, so two estimates give a guess that one or two
 more confirm.
 
-Best first means the most tokens a rank trains per step for the compute it
+Best first means, first, the closest to the standard recipe: precision in
+the order bf16-mixed, fp32, pure bf16 (which loses small updates, chapter
+7), and optimizer in the order AdamW, 8-bit Adam, Adafactor, SGD with
+momentum (the further from AdamW, the more the training itself changes).
+Within a recipe, the most tokens a rank trains per step for the compute it
 spends: a micro-batch counts a third less with full checkpointing (the
 recomputed forward pass, about one forward in three passes) and half with
 offloading (the optimizer step on the CPU); ties go to the lower peak.
@@ -26,7 +30,7 @@ from snippets.memcalc.decoder import trace_decoder
 from snippets.memcalc.families import Decoder
 from snippets.memcalc.sharding import Sharding, holdings, per_rank
 
-PRECISIONS = ("bf16-mixed", "bf16", "fp32")
+PRECISIONS = ("bf16-mixed", "fp32", "bf16")   # closest to the standard first
 OPTIMIZERS = (("adamw", "fused"), ("adam8bit", "fused"),
               ("adafactor", "foreach"), ("sgd-momentum", "fused"))
 CHECKPOINTING = ("none", "full")
@@ -119,7 +123,10 @@ def plan(d: Decoder, gpus: int, budget: int, seq: int = 4096,
                     if batch:
                         fits.append(Option(precision, optimizer, impl, ckpt,
                                            sharding, batch, peak, cpu))
-    return sorted(fits, key=lambda o: (-o.score, o.peak))
+    order = [name for name, _ in OPTIMIZERS]
+    return sorted(fits, key=lambda o: (PRECISIONS.index(o.precision),
+                                       order.index(o.optimizer),
+                                       -o.score, o.peak))
 
 
 def table(options: list[Option], rows: int = 12) -> str:
