@@ -180,9 +180,58 @@ def test_bf16_rounding_figure(chromium, site, url, viewport):
         page.close()
 
 
+def check_in_gib(host, name: str) -> dict:
+    """check() for a figure that shows bytes in GiB (data-unit="GiB"): each cell's data-value is
+    the golden number of bytes, its text those bytes in GiB to two decimals."""
+    state = json.loads(host.get_attribute("data-state"))
+    cases = [c for c in _golden(name) if c["input"] == state]
+    assert cases, f"{name}: no golden case for the settings {state} (add them to VISITED)"
+    cells = host.locator("[data-key]")
+    assert cells.count() >= 3, f"{name}: the figure shows {cells.count()} numbers"
+    for i in range(cells.count()):
+        cell = cells.nth(i)
+        key, value = cell.get_attribute("data-key"), int(cell.get_attribute("data-value"))
+        assert cell.get_attribute("data-unit") == "GiB", key
+        assert value == _resolve(cases[0]["output"], key), f"{name} {state}: {key}"
+        text = cell.inner_text().strip()
+        assert text == f"{value / 2**30:.2f}", f"{name} {state}: {key} shows {text!r} for {value!r}"
+    return state
+
+
+@pytest.mark.parametrize("path", ["memory/", "checkpointing/", "memory-calculator/"])
+@VIEWPORTS
+def test_memory_timeline_figure(chromium, site, url, viewport, path):
+    """On each of its pages: the calculator's moments for GPT-2 small, then checkpointing,
+    accumulation (the keyboard on the slider), the step's implementation and the precision
+    moved; every number shown is the golden one, and the peak is marked in its phase."""
+    if path != "memory/" and viewport is browser.PHONE:
+        pytest.skip("the figure is the same on every page: the phone runs it on chapter 1")
+    page, visit, host = open_figure(chromium, url, path, "memory-timeline", viewport)
+    try:
+        visited = figures_golden.VISITED["memory-timeline"]
+        assert check_in_gib(host, "memory-timeline")["checkpointing"] == "none"
+        assert "backward pass (micro-batch 1: start of the backward pass" in host.inner_text()
+        choose(host, "checkpointing", "full")
+        assert check_in_gib(host, "memory-timeline") == visited[0]
+        keyboard(host, "accumulation steps K", "ArrowRight", "ArrowRight", "ArrowRight")
+        assert check_in_gib(host, "memory-timeline") == visited[1]
+        assert "micro-batches 2\u20134" in host.inner_text()
+        choose(host, "step implementation", "for-loop")
+        assert check_in_gib(host, "memory-timeline") == visited[2]
+        choose(host, "checkpointing", "selective")
+        choose(host, "precision", "bf16-mixed")
+        assert check_in_gib(host, "memory-timeline") == visited[3]
+        assert host.locator(".ifig-peak").count() == 1
+        assert host.locator("tr.ifig-peakrow").count() == 1
+        no_trouble(visit, page)
+    finally:
+        page.close()
+
+
 def test_printed_the_widgets_give_way_to_the_static_figures(chromium, url):
     viewport = {"width": browser.A4_WIDTH_PX, "height": 1123}
-    for path, name in (("sgd-momentum/", "momentum"), ("mixed-precision/", "bf16-rounding")):
+    for path, name in (("sgd-momentum/", "momentum"), ("mixed-precision/", "bf16-rounding"),
+                       ("memory/", "memory-timeline")):
         page, _ = browser.open_page(chromium, url + path, viewport, media="print")
         try:
             assert page.locator(f"[data-interactive={name}][data-ready]").count() == 1

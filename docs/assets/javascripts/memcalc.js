@@ -1189,7 +1189,7 @@
   // ---- the form on the page -------------------------------------------
   // [name, label, blank (what an empty field means) or undefined]
   var GROUPS = [
-    ["Model", [["preset"], ["layers", "Layers"], ["hidden", "Hidden size"],
+    ["The model", [["preset"], ["layers", "Layers"], ["hidden", "Hidden size"],
       ["heads", "Heads"], ["kv_heads", "KV heads (blank: all)", 0],
       ["vocab", "Vocabulary"], ["ffn", "FFN size (blank: 4 × hidden)", 0],
       ["mlp", "MLP", ["gelu", "swiglu"]],
@@ -1199,14 +1199,14 @@
       ["head", "Output head", ["tied", "untied"]],
       ["experts", "Experts (blank: none)", 0],
       ["top_k", "Experts per token", 0]]],
-    ["Training step", [["seq", "Sequence"], ["batch", "Micro-batch"],
+    ["The training step", [["seq", "Sequence"], ["batch", "Micro-batch"],
       ["micro_batches", "Accumulation steps"],
       ["optimizer", "Optimizer", OPTIMIZERS],
       ["implementation", "Step implementation", IMPLEMENTATIONS],
       ["precision", "Precision", PRECISIONS],
       ["attention", "Attention", ATTENTION],
       ["checkpointing", "Checkpointing", CHECKPOINTING]]],
-    ["GPUs", [["ranks", "Data-parallel ranks"],
+    ["The GPUs", [["ranks", "Data-parallel ranks"],
       ["strategy", "Sharding", [["", "DDP (or one GPU)"],
         ["zero-redundancy", "ZeroRedundancyOptimizer"], ["zero1", "ZeRO-1"],
         ["zero2", "ZeRO-2"], ["zero3", "ZeRO-3"],
@@ -1235,7 +1235,8 @@
     ".memcalc-form label{display:flex;flex-direction:column;",
     "font-size:.72rem;gap:.15rem}",
     ".memcalc-form input,.memcalc-form select{font:inherit;",
-    "font-size:.8rem;padding:.2rem .3rem;min-width:0;",
+    "font-size:.8rem;padding:0 .3rem;min-width:0;height:1.8rem;",
+    "box-sizing:border-box;",
     "color:var(--md-default-fg-color);",
     "background:var(--md-default-bg-color);",
     "border:1px solid var(--md-default-fg-color--lighter);",
@@ -1291,7 +1292,7 @@
           });
           control.appendChild(element("option", { value: "custom" },
             "custom"));
-          spec = [name, "Model"];
+          spec = [name, "Preset"];
         } else if (Array.isArray(spec[2])) {
           control = element("select", {});
           spec[2].forEach(function (v) {
