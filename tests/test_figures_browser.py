@@ -198,14 +198,14 @@ def check_in_gib(host, name: str) -> dict:
     return state
 
 
-@pytest.mark.parametrize("path", ["memory/", "checkpointing/", "memory-calculator/"])
-@VIEWPORTS
+@pytest.mark.parametrize("path, viewport", [
+    ("memory/", browser.LAPTOP), ("memory/", browser.PHONE), ("checkpointing/", browser.LAPTOP),
+    ("memory-calculator/", browser.LAPTOP), ("memory-calculator/", browser.PHONE)],
+    ids=["memory-1280", "memory-390", "checkpointing-1280", "calculator-1280", "calculator-390"])
 def test_memory_timeline_figure(chromium, site, url, viewport, path):
     """On each of its pages: the calculator's moments for GPT-2 small, then checkpointing,
     accumulation (the keyboard on the slider), the step's implementation and the precision
     moved; every number shown is the golden one, and the peak is marked in its phase."""
-    if path != "memory/" and viewport is browser.PHONE:
-        pytest.skip("the figure is the same on every page: the phone runs it on chapter 1")
     page, visit, host = open_figure(chromium, url, path, "memory-timeline", viewport)
     try:
         visited = figures_golden.VISITED["memory-timeline"]
