@@ -56,7 +56,7 @@
   // stacked bars, one per moment, grouped by part, the peak outlined
   function bars(parent, out) {
     var W = Math.max(280, Math.floor(parent.clientWidth || 560));
-    var H = 250, L = 42, R = 8, T = 22, B = 40, el = kit.el;
+    var H = 262, L = 42, R = 8, T = 22, B = 52, el = kit.el;
     var n = out.moments.length, slot = (W - L - R) / n;
     var top = Math.max.apply(null, out.moments.map(function (m) {
       return m.bytes;
@@ -95,18 +95,21 @@
           y: (y - 5).toFixed(1), "text-anchor": "middle",
           "class": "ifig-reftext" }, "peak"));
       }
+      svg.appendChild(el("svg:text", { x: (x + w / 2).toFixed(1),
+        y: H - B + 14, "text-anchor": "middle" },
+        m.phase === "optimizer step" ? "S" : m.phase[0].toUpperCase()));
       var next = out.moments[i + 1];
       if (!next || next.part !== m.part) {    // the part's name below
         var x0 = L + start * slot, x1 = L + (i + 1) * slot;
         svg.appendChild(el("svg:line", { x1: x0 + 2, x2: x1 - 2,
-          y1: H - B + 6, y2: H - B + 6, "class": "ifig-axis" }));
+          y1: H - B + 20, y2: H - B + 20, "class": "ifig-axis" }));
         var words = m.part === "optimizer step" ? "step" : m.part;
         if (x1 - x0 < words.length * 6.5) {
           words = words.replace("micro-batches ", "").replace(
             "micro-batch ", "#");
         }
         svg.appendChild(el("svg:text", { x: ((x0 + x1) / 2).toFixed(1),
-          y: H - B + 20, "text-anchor": "middle" }, words));
+          y: H - B + 33, "text-anchor": "middle" }, words));
         start = i + 1;
       }
     });
@@ -127,7 +130,8 @@
       "sequences of 1,024 tokens) on one GPU, in time order: each bar is " +
       "what is allocated at that moment, by family. With K micro-batches " +
       "the later ones are alike: each meets the gradients accumulated so " +
-      "far. Numbers in GiB; the tables give them all.");
+      "far. Under each bar, its phase: F forward, B backward, S the " +
+      "optimizer step. Numbers in GiB; the tables give them all.");
     var ckpt = kit.control(f.form, { label: "checkpointing", kind: "select",
       value: "none", options: [["none", "none"],
         ["full", "full, per block"], ["selective", "selective"]] });
