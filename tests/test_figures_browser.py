@@ -53,8 +53,14 @@ def _matches_shown(text: str, value: float) -> bool:
     return abs(shown - value) <= 0.5 * last_digit * (1 + 1e-9)
 
 
+def _in_gib(text: str, nbytes: float) -> bool:
+    """A figure that shows bytes (data-unit="GiB") shows them in GiB to two decimals."""
+    return text == f"{nbytes / 2**30:.2f}"
+
+
 def check(host, name: str) -> dict:
-    """Every number `host` shows against the golden case of its settings; returns the settings."""
+    """Every number `host` shows against the golden case of its settings; returns the settings.
+    A cell with data-unit="GiB" holds bytes and shows them in GiB."""
     state = json.loads(host.get_attribute("data-state"))
     cases = [c for c in _golden(name) if c["input"] == state]
     assert cases, f"{name}: no golden case for the settings {state} (add them to VISITED)"
@@ -65,7 +71,8 @@ def check(host, name: str) -> dict:
         key, value = cell.get_attribute("data-key"), float(cell.get_attribute("data-value"))
         assert value == _resolve(cases[0]["output"], key), f"{name} {state}: {key}"
         text = cell.inner_text().strip()
-        assert _matches_shown(text, value), f"{name} {state}: {key} shows {text!r} for {value!r}"
+        shown = _in_gib if cell.get_attribute("data-unit") == "GiB" else _matches_shown
+        assert shown(text, value), f"{name} {state}: {key} shows {text!r} for {value!r}"
     return {k: v for k, v in state.items() if k != "part"}
 
 
@@ -180,24 +187,6 @@ def test_bf16_rounding_figure(chromium, site, url, viewport):
         page.close()
 
 
-def check_in_gib(host, name: str) -> dict:
-    """check() for a figure that shows bytes in GiB (data-unit="GiB"): each cell's data-value is
-    the golden number of bytes, its text those bytes in GiB to two decimals."""
-    state = json.loads(host.get_attribute("data-state"))
-    cases = [c for c in _golden(name) if c["input"] == state]
-    assert cases, f"{name}: no golden case for the settings {state} (add them to VISITED)"
-    cells = host.locator("[data-key]")
-    assert cells.count() >= 3, f"{name}: the figure shows {cells.count()} numbers"
-    for i in range(cells.count()):
-        cell = cells.nth(i)
-        key, value = cell.get_attribute("data-key"), int(cell.get_attribute("data-value"))
-        assert cell.get_attribute("data-unit") == "GiB", key
-        assert value == _resolve(cases[0]["output"], key), f"{name} {state}: {key}"
-        text = cell.inner_text().strip()
-        assert text == f"{value / 2**30:.2f}", f"{name} {state}: {key} shows {text!r} for {value!r}"
-    return state
-
-
 @pytest.mark.parametrize("path, viewport", [
     ("memory/", browser.LAPTOP), ("memory/", browser.PHONE), ("checkpointing/", browser.LAPTOP),
     ("memory-calculator/", browser.LAPTOP), ("memory-calculator/", browser.PHONE)],
@@ -209,18 +198,18 @@ def test_memory_timeline_figure(chromium, site, url, viewport, path):
     page, visit, host = open_figure(chromium, url, path, "memory-timeline", viewport)
     try:
         visited = figures_golden.VISITED["memory-timeline"]
-        assert check_in_gib(host, "memory-timeline")["checkpointing"] == "none"
+        assert check(host, "memory-timeline")["checkpointing"] == "none"
         assert "backward pass (micro-batch 1: start of the backward pass" in host.inner_text()
         choose(host, "checkpointing", "full")
-        assert check_in_gib(host, "memory-timeline") == visited[0]
+        assert check(host, "memory-timeline") == visited[0]
         keyboard(host, "accumulation steps K", "ArrowRight", "ArrowRight", "ArrowRight")
-        assert check_in_gib(host, "memory-timeline") == visited[1]
+        assert check(host, "memory-timeline") == visited[1]
         assert "micro-batches 2\u20134" in host.inner_text()
         choose(host, "step implementation", "for-loop")
-        assert check_in_gib(host, "memory-timeline") == visited[2]
+        assert check(host, "memory-timeline") == visited[2]
         choose(host, "checkpointing", "selective")
         choose(host, "precision", "bf16-mixed")
-        assert check_in_gib(host, "memory-timeline") == visited[3]
+        assert check(host, "memory-timeline") == visited[3]
         assert host.locator(".ifig-peak").count() == 1
         assert host.locator("tr.ifig-peakrow").count() == 1
         no_trouble(visit, page)
