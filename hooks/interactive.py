@@ -7,6 +7,10 @@ controls, an SVG chart, and the numbers as a table. The chapter's static figure 
 is what prints (figures.css hides the widget on paper). The modules compute what
 snippets/interactive.py computes; tests/test_figures.py holds them to it.
 
+A figure that computes with another script names it in NEEDS (memory-timeline: the memory
+calculator, memcalc.js): the hook puts a <script> for it before the placeholder, once a page, unless
+the page loads it itself.
+
 A marker naming no module, or a module that mkdocs.yml does not load under extra_javascript, fails
 the build, naming page and line.
 """
@@ -17,12 +21,15 @@ import re
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
+from mkdocs.utils import get_relative_url
 
 MARKER = re.compile(r"^\s*<!--\s*interactive\b(?P<rest>.*?)-->\s*$")
 NAME = re.compile(r"^:\s*(?P<name>[a-z0-9][a-z0-9-]*)\s*$")
 FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 FIGURES = "assets/javascripts/figures"
 HELPER = "shared"
+# scripts a figure computes with, loaded where it is shown (not on every page)
+NEEDS = {"memory-timeline": ("assets/javascripts/memcalc.js",)}
 
 PLACEHOLDER = """
 <div class="interactive" data-interactive="{name}">
@@ -48,6 +55,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     loaded = _loaded(config)
     lines = markdown.split("\n")
     fence = None
+    loaded_here = set()
     for i, line in enumerate(lines):
         opening = FENCE.match(line)
         if opening and fence is None:
@@ -74,5 +82,11 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
                                   "(add it under extra_javascript)")
         indent = line[: len(line) - len(line.lstrip())]
         block = PLACEHOLDER.format(name=name)
+        for script in NEEDS.get(name, ()):
+            src = get_relative_url(script, getattr(page, "url", "") or "")
+            if script in loaded_here or f'src="{src}"' in markdown:
+                continue
+            loaded_here.add(script)
+            block = f'\n<script src="{src}"></script>\n' + block
         lines[i] = "\n".join(indent + part if part else part for part in block.split("\n"))
     return "\n".join(lines)

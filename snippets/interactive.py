@@ -249,3 +249,39 @@ def regression_run(rounding, *, lr=0.1, steps=400, seed=1, noise_seed=2):
         if w != before:
             last_change = step
     return {"losses": losses, "last_change": last_change, "weights": w}
+
+
+# --- Figure 5: a training step's memory over time (chapters 1, 6, A) ---------
+# GPT-2 small (124 M parameters) on 8 sequences of 1,024 tokens, AdamW: the
+# memory calculator's running example.
+TIMELINE_MODEL = dict(layers=12, hidden=768, heads=12, vocab=50257,
+                      seq=1024, batch=8, optimizer="adamw")
+
+
+def memory_timeline(*, checkpointing, micro_batches, implementation,
+                    precision) -> dict:
+    """Figure 5: the closed form's moments (snippets.memcalc.transformer)
+    in time order. Micro-batch 1's forward and backward passes come from
+    the estimate without accumulation; the later micro-batches, each alike
+    (they meet the gradients accumulated so far), and the optimizer step
+    from the estimate with `micro_batches`. The peak is that estimate's:
+    its index in the timeline, bytes, phase and breakdown."""
+    from snippets.memcalc.transformer import Shape, estimate_transformer
+    options = dict(TIMELINE_MODEL, checkpointing=checkpointing,
+                   implementation=implementation, precision=precision)
+    last = estimate_transformer(Shape(**options,
+                                      micro_batches=micro_batches))
+    rows, part = [], "micro-batch 1"
+    if micro_batches > 1:
+        first = estimate_transformer(Shape(**options, micro_batches=1))
+        rows = [{**m, "part": part} for m in first["moments"]
+                if m["phase"] != "optimizer step"]
+        part = ("micro-batch 2" if micro_batches == 2
+                else f"micro-batches 2\u2013{micro_batches}")
+    peak = len(rows) + last["peak_index"]
+    for m in last["moments"]:
+        rows.append({**m, "part": "optimizer step"
+                     if m["phase"] == "optimizer step" else part})
+    return {"moments": rows, "peak": peak, "bytes": last["peak"],
+            "phase": last["phase"], "breakdown": last["breakdown"],
+            "parameters": last["parameters"]}

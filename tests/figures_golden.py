@@ -23,6 +23,8 @@ ADAM_START = [1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 2.0]
 BETA2 = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999)
 DECAY_LRS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 WEIGHTS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+TIMELINE_PRECISIONS = ("fp32", "bf16-autocast", "bf16-mixed", "bf16")
+TIMELINE_STEPS = ("foreach", "for-loop", "fused")
 UPDATES = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 0.001,
            0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 
@@ -47,6 +49,15 @@ VISITED = {
     "bf16-rounding": [dict(weight=1, update=0.0005, steps=100),
                       dict(weight=100, update=0.0005, steps=100),
                       dict(weight=100, update=0.0005, steps=1000)],
+    "memory-timeline": [
+        dict(checkpointing="full", micro_batches=1,
+             implementation="foreach", precision="fp32"),
+        dict(checkpointing="full", micro_batches=4,
+             implementation="foreach", precision="fp32"),
+        dict(checkpointing="full", micro_batches=4,
+             implementation="for-loop", precision="fp32"),
+        dict(checkpointing="selective", micro_batches=4,
+             implementation="for-loop", precision="bf16-mixed")],
 }
 
 
@@ -139,11 +150,34 @@ def bf16_cases(rng: random.Random) -> list[dict]:
     return cases
 
 
+def timeline_cases(rng: random.Random) -> list[dict]:
+    """Figure 5: the defaults, the settings the browser test reaches, every
+    precision and checkpointing with K from 1 to 8, and a random sample."""
+    settings = [dict(checkpointing="none", micro_batches=1,
+                     implementation="foreach", precision="fp32")]
+    settings += VISITED["memory-timeline"]
+    for i, precision in enumerate(TIMELINE_PRECISIONS):
+        for j, checkpointing in enumerate(("none", "full", "selective")):
+            settings.append(dict(checkpointing=checkpointing,
+                                 micro_batches=1 + (3 * i + j) % 8,
+                                 implementation=TIMELINE_STEPS[j],
+                                 precision=precision))
+    for _ in range(12):
+        settings.append(dict(
+            checkpointing=rng.choice(["none", "full", "selective"]),
+            micro_batches=rng.randint(1, 8),
+            implementation=rng.choice(TIMELINE_STEPS),
+            precision=rng.choice(TIMELINE_PRECISIONS)))
+    return [{"input": s, "output": rules.memory_timeline(**s)}
+            for s in settings]
+
+
 def figures() -> dict[str, list[dict]]:
     rng = random.Random(2026)
     return {"shared": shared_cases(), "momentum": momentum_cases(rng),
             "adam-state": adam_cases(rng), "weight-decay": decay_cases(rng),
-            "bf16-rounding": bf16_cases(rng)}
+            "bf16-rounding": bf16_cases(rng),
+            "memory-timeline": timeline_cases(rng)}
 
 
 def write() -> list[Path]:

@@ -117,6 +117,7 @@ BREAKS = [  # (module, a line of the port, the same line broken)
      "return fromBits((b + 0x8000) & 0xFFFF0000);"),
     ("bf16-rounding.js", "if (r === \"fp32\") return [fr(w + u), c];", "if (r === \"fp32\") return [w + u, c];"),
     ("shared.js", "t = Math.imul(t ^ (t >>> 15), t | 1);", "t = Math.imul(t ^ (t >>> 15), t | 3);"),
+    ("memory-timeline.js", "var peak = rows.length + last.peak_index;", "var peak = last.peak_index;"),
 ]
 
 
@@ -124,6 +125,7 @@ BREAKS = [  # (module, a line of the port, the same line broken)
 def test_a_changed_rule_in_the_javascript_is_caught(tmp_path, module, line, broken):
     copy = tmp_path / "docs" / "assets" / "javascripts" / "figures"
     shutil.copytree(FIGURES, copy)
+    shutil.copy(FIGURES.parent / "memcalc.js", copy.parent)  # figure 5 computes with it
     text = (copy / module).read_text(encoding="utf-8")
     assert text.count(line) == 1, f"{module} no longer has the line this test breaks: {line}"
     (copy / module).write_text(text.replace(line, broken), encoding="utf-8")
@@ -298,7 +300,8 @@ def test_every_figure_is_placed_on_a_chapter():
             if marker:
                 placed.setdefault(hook.NAME.match(marker["rest"])["name"], []).append(page.name)
     assert placed == {"momentum": ["sgd-momentum.md"], "adam-state": ["adam.md"],
-                      "weight-decay": ["weight-decay.md"], "bf16-rounding": ["mixed-precision.md"]}
+                      "weight-decay": ["weight-decay.md"], "bf16-rounding": ["mixed-precision.md"],
+                      "memory-timeline": ["checkpointing.md", "memory-calculator.md", "memory.md"]}
 
 
 def _render(markdown: str, scripts=None) -> str:
@@ -331,6 +334,21 @@ def test_a_marker_naming_no_figure_fails_with_page_and_line(line, message):
     with pytest.raises(PluginError) as error:
         _render(f"# Title\n\n{line}\n")
     assert str(error.value).startswith(message)
+
+
+def test_a_figure_brings_the_script_it_computes_with_once_a_page():
+    """Figure 5 reads its numbers from memcalc.js: the hook loads it where the figure is, once,
+    and not again on a page that loads it itself."""
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="memory.md"), url="memory/")
+    names = sorted(hook.figure_names(ROOT / "docs"))
+    config = {"docs_dir": str(ROOT / "docs"),
+              "extra_javascript": [f"{hook.FIGURES}/{n}.js" for n in [hook.HELPER, *names]]}
+    twice = "<!-- interactive: memory-timeline -->\n\n<!-- interactive: memory-timeline -->\n"
+    html = hook.on_page_markdown(twice, page, config, None)
+    assert html.count('<script src="../assets/javascripts/memcalc.js"></script>') == 1
+    own = '<script src="../assets/javascripts/memcalc.js"></script>\n\n' + twice
+    assert hook.on_page_markdown(own, page, config, None).count("memcalc.js") == 1
+    assert "memcalc.js" not in _render("<!-- interactive: momentum -->")
 
 
 def test_a_figure_mkdocs_does_not_load_fails_the_build():

@@ -53,8 +53,14 @@ def _matches_shown(text: str, value: float) -> bool:
     return abs(shown - value) <= 0.5 * last_digit * (1 + 1e-9)
 
 
+def _in_gib(text: str, nbytes: float) -> bool:
+    """A figure that shows bytes (data-unit="GiB") shows them in GiB to two decimals."""
+    return text == f"{nbytes / 2**30:.2f}"
+
+
 def check(host, name: str) -> dict:
-    """Every number `host` shows against the golden case of its settings; returns the settings."""
+    """Every number `host` shows against the golden case of its settings; returns the settings.
+    A cell with data-unit="GiB" holds bytes and shows them in GiB."""
     state = json.loads(host.get_attribute("data-state"))
     cases = [c for c in _golden(name) if c["input"] == state]
     assert cases, f"{name}: no golden case for the settings {state} (add them to VISITED)"
@@ -65,7 +71,8 @@ def check(host, name: str) -> dict:
         key, value = cell.get_attribute("data-key"), float(cell.get_attribute("data-value"))
         assert value == _resolve(cases[0]["output"], key), f"{name} {state}: {key}"
         text = cell.inner_text().strip()
-        assert _matches_shown(text, value), f"{name} {state}: {key} shows {text!r} for {value!r}"
+        shown = _in_gib if cell.get_attribute("data-unit") == "GiB" else _matches_shown
+        assert shown(text, value), f"{name} {state}: {key} shows {text!r} for {value!r}"
     return {k: v for k, v in state.items() if k != "part"}
 
 
@@ -180,9 +187,40 @@ def test_bf16_rounding_figure(chromium, site, url, viewport):
         page.close()
 
 
+@pytest.mark.parametrize("path, viewport", [
+    ("memory/", browser.LAPTOP), ("memory/", browser.PHONE), ("checkpointing/", browser.LAPTOP),
+    ("memory-calculator/", browser.LAPTOP), ("memory-calculator/", browser.PHONE)],
+    ids=["memory-1280", "memory-390", "checkpointing-1280", "calculator-1280", "calculator-390"])
+def test_memory_timeline_figure(chromium, site, url, viewport, path):
+    """On each of its pages: the calculator's moments for GPT-2 small, then checkpointing,
+    accumulation (the keyboard on the slider), the step's implementation and the precision
+    moved; every number shown is the golden one, and the peak is marked in its phase."""
+    page, visit, host = open_figure(chromium, url, path, "memory-timeline", viewport)
+    try:
+        visited = figures_golden.VISITED["memory-timeline"]
+        assert check(host, "memory-timeline")["checkpointing"] == "none"
+        assert "backward pass (micro-batch 1: start of the backward pass" in host.inner_text()
+        choose(host, "checkpointing", "full")
+        assert check(host, "memory-timeline") == visited[0]
+        keyboard(host, "accumulation steps K", "ArrowRight", "ArrowRight", "ArrowRight")
+        assert check(host, "memory-timeline") == visited[1]
+        assert "micro-batches 2\u20134" in host.inner_text()
+        choose(host, "step implementation", "for-loop")
+        assert check(host, "memory-timeline") == visited[2]
+        choose(host, "checkpointing", "selective")
+        choose(host, "precision", "bf16-mixed")
+        assert check(host, "memory-timeline") == visited[3]
+        assert host.locator(".ifig-peak").count() == 1
+        assert host.locator("tr.ifig-peakrow").count() == 1
+        no_trouble(visit, page)
+    finally:
+        page.close()
+
+
 def test_printed_the_widgets_give_way_to_the_static_figures(chromium, url):
     viewport = {"width": browser.A4_WIDTH_PX, "height": 1123}
-    for path, name in (("sgd-momentum/", "momentum"), ("mixed-precision/", "bf16-rounding")):
+    for path, name in (("sgd-momentum/", "momentum"), ("mixed-precision/", "bf16-rounding"),
+                       ("memory/", "memory-timeline")):
         page, _ = browser.open_page(chromium, url + path, viewport, media="print")
         try:
             assert page.locator(f"[data-interactive={name}][data-ready]").count() == 1

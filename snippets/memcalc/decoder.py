@@ -114,25 +114,28 @@ def trace_decoder(d: Decoder, batch: int, seq: int, precision: str,
     param_bytes = sum(R(p.nbytes) for p in params)
     accumulated = param_bytes if micro_batches > 1 else 0
     base = tokens + rotary + final
-    moments = []
+    moments, labels = [], []
 
-    def moment(phase, **families):
+    def moment(phase, label, **families):
+        labels.append(label)
         moments.append((phase, {"params": param_bytes, "grads": 0,
                                 "activations": 0, "weight_copies": 0,
                                 "transients": 0, **families}))
     # End of the forward pass: every layer's activations, the loss.
-    moment("forward", grads=accumulated,
+    moment("forward", "end of the forward pass: the loss",
+           grads=accumulated,
            activations=L * kept_layer + base + logits + log_probs,
            weight_copies=L * copies + head_copy)
     # Start of the backward pass: the logits' two fp32 gradients.
-    moment("backward", grads=accumulated,
+    moment("backward", "start of the backward pass: the logits' gradients",
+           grads=accumulated,
            activations=L * kept_layer + base + log_probs,
            weight_copies=(0 if ckpt else L * copies) + head_copy,
            transients=R(4) + 2 * R(T * V * 4))
     if ckpt:        # the first layer recomputed, the others' done
         layer_grads = sum(R(params[i].nbytes) for i in units[0])
-        moment("backward", grads=max(accumulated,
-                                     param_bytes - layer_grads),
+        moment("backward", "first layer's backward, recomputed",
+               grads=max(accumulated, param_bytes - layer_grads),
                activations=L * kept_layer + layer + tokens + rotary,
                weight_copies=copies,
                transients=2 * R(T * f * c) + R(T * h * r))
@@ -143,7 +146,7 @@ def trace_decoder(d: Decoder, batch: int, seq: int, precision: str,
     return Traced(moments=moments, specs=params, units=units, fixed=fixed,
                   workspace=workspace_bytes(True, True, d.linear_bias
                                             or d.qkv_bias),
-                  after={"activations": R(4)})
+                  after={"activations": R(4)}, labels=labels)
 
 
 def estimate_decoder(d: Decoder, *, batch: int = 1, seq: int = 4096,
@@ -152,7 +155,8 @@ def estimate_decoder(d: Decoder, *, batch: int = 1, seq: int = 4096,
                      checkpointing: str = "none", micro_batches: int = 1,
                      sharding: Sharding = Sharding()) -> dict:
     """The closed form's answer for one rank: peak, phase, breakdown,
-    phases, persistent and CPU bytes, parameters, the attention kernel."""
+    phases, persistent and CPU bytes, parameters, the attention kernel,
+    and every moment in time order with the peak's index."""
     opt.check(optimizer, implementation)
     t = trace_decoder(d, batch, seq, precision, checkpointing,
                       micro_batches)

@@ -47,6 +47,8 @@ FAMILIES = ("params", "grads", "optimizer_state", "master_weights",
             "activations", "weight_copies", "transients", "buffers",
             "workspace")
 PHASES = ("forward", "backward", "optimizer step")
+STEP_LABELS = ("optimizer step: fp32 copies of the gradients",
+               "optimizer step: its temporaries")
 # torch.distributed: the first bucket is 1 MiB, the others bucket_cap_mb
 FIRST_BUCKET = 1024 * 1024
 BUCKET_CAP = 25 * 1024 * 1024
@@ -170,6 +172,8 @@ class Traced:
     # activations, weight copies and transients left after the backward
     # pass (the last loss, say): the optimizer step runs beside them
     after: dict = field(default_factory=dict)
+    # what each moment is ("end of the forward pass: the loss"), if told
+    labels: list[str] = field(default_factory=list)
 
 
 def _unit_bytes(specs, indices, itemsize=None) -> int:
@@ -283,7 +287,9 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
     """What rank 0 of `s.ranks` holds at every moment of the step, the
     optimizer step added by rule over its own shard. Returns the peak, its
     phase, the breakdown at the peak, the largest moment of each phase,
-    the persistent bytes, the per-rank CPU bytes and the parameters."""
+    the persistent bytes, the per-rank CPU bytes, the parameters, and
+    every moment (phase, label, bytes, breakdown) in the order of
+    `t.moments` and then the step's, with the peak's index among them."""
     # `known`: holdings already computed for the same parameters (they do
     # not depend on the micro-batch), as a search over batches reuses them
     h = known or holdings(t, optimizer, implementation, precision, s)
@@ -306,9 +312,12 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
     kept, fp32_grads = h["grads"], h["fp32_grads"]
     left = {k: t.after.get(k, 0) for k in ("activations", "weight_copies",
                                            "transients")}
+    labels = [t.labels[i] if i < len(t.labels) else ""
+              for i in range(len(moments))]
     if fp32_grads:
         # master.grad = p.grad.float(); p.grad = None, one at a time: the
         # last bf16 gradient meets all the fp32 copies
+        labels.append(STEP_LABELS[0])
         if s.strategy in ("single", "ddp"):
             last = R(specs[-1].nbytes) if specs else 0
             moments.append(("optimizer step", {
@@ -318,6 +327,7 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
             moments.append(("optimizer step", {
                 **base, **left, "grads": kept + fp32_grads}))
             kept += fp32_grads
+    labels.append(STEP_LABELS[1])
     moments.append(("optimizer step", {
         **base, **left, "grads": kept,
         "transients": left["transients"] + h["step"]}))
@@ -332,7 +342,12 @@ def per_rank(t: Traced, optimizer: str, implementation: str,
             "breakdown": {k: fam[k] for k in FAMILIES},
             "phases": {p: phases[p] for p in PHASES if p in phases},
             "persistent": sum(base.values()), "cpu": h["cpu"],
-            "parameters": sum(p.numel for p in specs)}
+            "parameters": sum(p.numel for p in specs),
+            "moments": [{"phase": ph, "label": label,
+                         "bytes": sum(m.values()),
+                         "breakdown": {k: m[k] for k in FAMILIES}}
+                        for (ph, m), label in zip(moments, labels)],
+            "peak_index": best}
 
 
 def model_states(parameters: int, ranks: int, stage: int,

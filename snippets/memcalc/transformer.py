@@ -4,10 +4,12 @@ from its shapes alone, as the command and the in-page calculator compute it.
 It describes the model of snippets/memcalc/models.py (learned positions,
 pre-LayerNorm blocks with a 4h GELU MLP, biases, tied embeddings, the loss
 over fp32 logits) tensor by tensor, each rounded to the allocator's
-512-byte blocks, and takes the largest of five moments: the end of the
-forward pass, the start of the backward pass (the logits' gradients), the
-first block's backward pass, and the optimizer step. The optimizer's state
-and temporaries come from snippets/memcalc/optimizers.py, as in the trace.
+512-byte blocks, and takes the largest of its moments, in time order:
+inside the last block's forward pass, the end of the forward pass, the
+start of the backward pass (the logits' gradients), the last and the first
+block's backward pass, and the optimizer step. The optimizer's state and
+temporaries come from snippets/memcalc/optimizers.py, as in the trace;
+the result lists every moment after sharding, with the peak's index.
 docs/assets/javascripts/memcalc.js is a line-by-line port of this file;
 tests/golden/memcalc.json holds its answers for the JavaScript to match.
 """
@@ -47,6 +49,8 @@ class Shape:
     micro_batches: int = 1
     ranks: int = 1
     zero_stage: int = 0
+    strategy: str = ""             # "": from ranks and zero_stage
+    offload: str = "none"
 
 
 def param_list(m: Shape) -> list[opt.Param]:
@@ -101,8 +105,9 @@ def _attention_saved(m: Shape, c: int) -> int:
 
 
 def estimate_transformer(m: Shape) -> dict:
-    """The closed form. Returns the peak, its phase, the persistent bytes
-    and the breakdown at the peak (the families of estimate())."""
+    """The closed form. Returns the peak, its phase, the persistent bytes,
+    the breakdown at the peak (the families of estimate()) and every
+    moment in time order, with the peak's index ("moments", "peak_index")."""
     result = per_rank(trace_transformer(m), m.optimizer, m.implementation,
                       m.precision, sharding(m))
     result["kernel"] = attention_kernel(m)
@@ -165,59 +170,65 @@ def trace_transformer(m: Shape) -> Traced:
     log_probs = R(T * V * 4)
     accumulated = grad_bytes if m.micro_batches > 1 else 0
 
-    moments = []   # (phase, families) of the whole model
+    moments, labels = [], []   # (phase, families) of the whole model
 
-    def moment(phase, **families):
+    def moment(phase, label, **families):
+        labels.append(label)
         moments.append((phase, {**dict.fromkeys(TRACED, 0),
                                 "params": param_bytes, **families}))
 
+    # Inside the last block's forward pass. Eager and math attention: the
+    # s x s scores, two at a time.
+    cached = 2 * R(T * h * c) if m.checkpointing == "selective" else 0
+    before = embedding + (L - 1) * block
+    squares = R(b * a * s * s * (2 if low else 4))
+    if not fused:
+        pairs = (R(b * a * s * s * 2) + squares) if auto else squares
+        moment("forward", "last block's forward: its attention scores",
+               grads=accumulated,
+               activations=before + ln + R(T * q3 * c) + 2 * R(T * h * c)
+               + pairs + squares + bias_copies,
+               weight_copies=L * layer_copies)
+    # Then all of its activations (a checkpointed block drops them only
+    # when it returns).
+    moment("forward", "last block's forward: all its activations",
+           grads=accumulated,
+           activations=before + full_block + cached + R(T * h * c)
+           + bias_copies, weight_copies=L * layer_copies)
     # End of the forward pass: the loss over the logits. Autocast's cache
     # holds every weight copy until it exits, checkpointed blocks' too.
     head_copy = R(V * h * 2) if auto else 0
-    moment("forward", grads=accumulated,
+    moment("forward", "end of the forward pass: the loss",
+           grads=accumulated,
            activations=kept - L * copies - head_copy + logits + log_probs
            + bias_copies, weight_copies=L * layer_copies + head_copy)
     # Start of the backward pass: two gradients of the logits in fp32.
     copies_kept = L * copies + head_copy
-    moment("backward", grads=accumulated,
+    moment("backward", "start of the backward pass: the logits' gradients",
+           grads=accumulated,
            activations=kept - copies_kept + log_probs,
            weight_copies=copies_kept,
            transients=R(4) + 2 * R(T * V * 4))
-    # Inside the last block's forward pass: all of its activations (a
-    # checkpointed block drops them only when it returns).
-    cached = 2 * R(T * h * c) if m.checkpointing == "selective" else 0
-    before = embedding + (L - 1) * block
-    moment("forward", grads=accumulated,
-           activations=before + full_block + cached + R(T * h * c)
-           + bias_copies, weight_copies=L * layer_copies)
-    # Eager and math attention: the s x s scores, two at a time.
-    squares = R(b * a * s * s * (2 if low else 4))
-    if not fused:
-        pairs = (R(b * a * s * s * 2) + squares) if auto else squares
-        moment("forward", grads=accumulated,
-               activations=before + ln + R(T * q3 * c) + 2 * R(T * h * c)
-               + pairs + squares + bias_copies,
-               weight_copies=L * layer_copies)
     # A block's backward pass, at its GELU: the block's own output and GELU
     # output are gone, two 4h-wide gradients exist; a checkpointed block
     # has been recomputed (a selective one keeps its cached products); the
     # head's weight gradient waits for the embedding's. Memory is linear in
-    # the block's index, so the first and the last block bound it. Eager
+    # the block's index, so the last and the first block bound it. Eager
     # and math attention peak later, in the softmax's backward pass.
     last = full_block - R(T * h * r) - R(T * f * c) + cached
     layer_grads = sum(R(n * pb) for n in (h, h, q3 * h, q3, h * h, h, h, h,
                                           f * h, f, h * f, h))
     attention_part = _attention_saved(m, c) - R(T * h * c)
-    for index in (L, 1):
+    for index, which in ((L, "last"), (1, "first")):
         done = (L - index) * layer_grads + 2 * R(h * pb) + R(h * f * pb)
-        moment("backward",
+        moment("backward", f"{which} block's backward: its MLP",
                grads=max(accumulated, done),
                activations=embedding + (index - 1) * block + last
                + 2 * R(4),
                weight_copies=(index - 1) * copies + layer_copies,
                transients=2 * R(T * f * c) + R(T * h * r) + R(V * h * pb))
         if not fused:
-            moment("backward",
+            moment("backward", f"{which} block's backward: its attention",
                    grads=max(accumulated, done + layer_grads),
                    activations=embedding + (index - 1) * block + ln
                    + attention_part + 2 * R(4),
@@ -228,10 +239,13 @@ def trace_transformer(m: Shape) -> Traced:
     units = [list(range(2 + i * 12, 14 + i * 12)) for i in range(L)]
     return Traced(moments=moments, specs=stored, units=units,
                   fixed=param_bytes - grad_bytes, workspace=workspace,
-                  after={"activations": R(4)})
+                  after={"activations": R(4)}, labels=labels)
 
 
 def sharding(m: Shape) -> Sharding:
+    """`strategy` and `offload` if given, else `ranks` and `zero_stage`."""
+    if m.strategy:
+        return Sharding(m.strategy, m.ranks, offload=m.offload)
     return from_stage(m.ranks, m.zero_stage)
 
 
@@ -258,6 +272,11 @@ def check(m: Shape) -> None:
         raise ValueError("zero-stage must be 0, 1, 2 or 3")
     if m.zero_stage and m.ranks < 2:
         raise ValueError("a ZeRO stage shards over ranks: give ranks >= 2")
+    if m.zero_stage and m.strategy:
+        raise ValueError("give a strategy or a zero-stage, not both")
+    if m.offload != "none" and not m.strategy:
+        raise ValueError("offload needs a strategy: zero1, zero2, zero3 "
+                         "or fsdp2")
 
 
 def largest_micro_batch(m: Shape, budget: int, limit: int = 1 << 20) -> int:

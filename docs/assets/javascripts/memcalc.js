@@ -1,9 +1,11 @@
 /* The memory calculator of "A · Memory calculator": a training step's peak
- * GPU memory for a GPT-style transformer, from its shapes.
+ * GPU memory for a GPT-style transformer or a decoder family (Llama,
+ * Mistral, Qwen2, Mixtral), from its shapes, for one rank of N.
  *
- * The model is a line-by-line port of snippets/memcalc/transformer.py and
- * snippets/memcalc/optimizers.py (the closed form the optimizer-memory
- * command runs); tests/test_memcalc_golden.py runs this file under Node
+ * The model is a line-by-line port of snippets/memcalc/transformer.py,
+ * decoder.py, families.py, sharding.py and optimizers.py (the closed forms
+ * the optimizer-memory command runs); tests/test_memcalc_golden.py runs
+ * this file under Node
  * against tests/golden/memcalc.json, which the Python writes, and requires
  * the same bytes. All sizes are whole numbers of bytes below 2^53, so
  * JavaScript's numbers hold them exactly.
@@ -300,13 +302,18 @@
     "transients"];
   var DEFAULTS = { kv_heads: 0, batch: 1, optimizer: "adamw",
     precision: "fp32", implementation: "foreach", attention: "sdpa",
-    checkpointing: "none", micro_batches: 1, ranks: 1, zero_stage: 0 };
+    checkpointing: "none", micro_batches: 1, ranks: 1, zero_stage: 0,
+    strategy: "", offload: "none" };
 
-  function shape(options) {
-    var m = {};
-    for (var key in DEFAULTS) m[key] = DEFAULTS[key];
+  function withDefaults(defaults, options) {
+    var m = {}, key;
+    for (key in defaults) m[key] = defaults[key];
     for (key in options) m[key] = options[key];
     return m;
+  }
+
+  function shape(options) {
+    return withDefaults(DEFAULTS, options);
   }
 
   function kvWidth(m) {
@@ -387,10 +394,12 @@
     if (m.zero_stage && m.ranks < 2) {
       throw new Error("a ZeRO stage shards over ranks: give ranks >= 2");
     }
-    if (m.zero_stage && (m.optimizer === "adafactor" ||
-        m.optimizer === "muon")) {
-      throw new Error(m.optimizer + " needs whole matrices; ZeRO's flat " +
-        "partitions have none (use zero-redundancy)");
+    if (m.zero_stage && m.strategy) {
+      throw new Error("give a strategy or a zero-stage, not both");
+    }
+    if (m.offload !== "none" && !m.strategy) {
+      throw new Error("offload needs a strategy: zero1, zero2, zero3 " +
+        "or fsdp2");
     }
   }
 
@@ -447,57 +456,64 @@
     var logProbs = R(T * V * 4);
     var accumulated = m.micro_batches > 1 ? gradBytes : 0;
 
-    var moments = [];
-    function moment(phase, families) {
+    var moments = [], labels = [];
+    function moment(phase, label, families) {
       var fam = {};
       for (var k = 0; k < TRACED.length; k++) fam[TRACED[k]] = 0;
       fam.params = paramBytes;
       for (var key in families) fam[key] = families[key];
+      labels.push(label);
       moments.push([phase, fam]);
     }
 
-    var headCopy = auto ? R(V * h * 2) : 0;
-    moment("forward", { grads: accumulated,
-      activations: kept - L * copies - headCopy + logits + logProbs +
-        biasCopies,
-      weight_copies: L * layerCopies + headCopy });
-    var copiesKept = L * copies + headCopy;
-    moment("backward", { grads: accumulated,
-      activations: kept - copiesKept + logProbs,
-      weight_copies: copiesKept,
-      transients: R(4) + 2 * R(T * V * 4) });
     var cached = m.checkpointing === "selective" ? 2 * R(T * h * c) : 0;
     var before = embedding + (L - 1) * block;
-    moment("forward", { grads: accumulated,
-      activations: before + fullBlock + cached + R(T * h * c) + biasCopies,
-      weight_copies: L * layerCopies });
     var squares = R(b * a * s * s * (low ? 2 : 4));
     if (!fused) {
       var pairs = auto ? R(b * a * s * s * 2) + squares : squares;
-      moment("forward", { grads: accumulated,
-        activations: before + ln + R(T * q3 * c) + 2 * R(T * h * c) +
-          pairs + squares + biasCopies,
-        weight_copies: L * layerCopies });
+      moment("forward", "last block's forward: its attention scores",
+        { grads: accumulated,
+          activations: before + ln + R(T * q3 * c) + 2 * R(T * h * c) +
+            pairs + squares + biasCopies,
+          weight_copies: L * layerCopies });
     }
+    moment("forward", "last block's forward: all its activations",
+      { grads: accumulated,
+        activations: before + fullBlock + cached + R(T * h * c) + biasCopies,
+        weight_copies: L * layerCopies });
+    var headCopy = auto ? R(V * h * 2) : 0;
+    moment("forward", "end of the forward pass: the loss",
+      { grads: accumulated,
+        activations: kept - L * copies - headCopy + logits + logProbs +
+          biasCopies,
+        weight_copies: L * layerCopies + headCopy });
+    var copiesKept = L * copies + headCopy;
+    moment("backward", "start of the backward pass: the logits' gradients",
+      { grads: accumulated,
+        activations: kept - copiesKept + logProbs,
+        weight_copies: copiesKept,
+        transients: R(4) + 2 * R(T * V * 4) });
     var last = fullBlock - R(T * h * r) - R(T * f * c) + cached;
     var layerGrads = sum([h, h, q3 * h, q3, h * h, h, h, h, f * h, f, h * f,
       h].map(function (n) { return R(n * pb); }));
     var attentionPart = attentionSaved(m, c) - R(T * h * c);
-    var indices = [L, 1];
+    var indices = [[L, "last"], [1, "first"]];
     for (i = 0; i < 2; i++) {
-      var index = indices[i];
+      var index = indices[i][0], which = indices[i][1];
       var done = (L - index) * layerGrads + 2 * R(h * pb) + R(h * f * pb);
-      moment("backward", { grads: Math.max(accumulated, done),
-        activations: embedding + (index - 1) * block + last + 2 * R(4),
-        weight_copies: (index - 1) * copies + layerCopies,
-        transients: 2 * R(T * f * c) + R(T * h * r) + R(V * h * pb) });
-      if (!fused) {
-        moment("backward", { grads: Math.max(accumulated, done + layerGrads),
-          activations: embedding + (index - 1) * block + ln +
-            attentionPart + 2 * R(4),
+      moment("backward", which + " block's backward: its MLP",
+        { grads: Math.max(accumulated, done),
+          activations: embedding + (index - 1) * block + last + 2 * R(4),
           weight_copies: (index - 1) * copies + layerCopies,
-          transients: R(b * a * s * s * c) + squares + R(T * h * r) +
-            2 * R(T * h * c) + R(V * h * pb) });
+          transients: 2 * R(T * f * c) + R(T * h * r) + R(V * h * pb) });
+      if (!fused) {
+        moment("backward", which + " block's backward: its attention",
+          { grads: Math.max(accumulated, done + layerGrads),
+            activations: embedding + (index - 1) * block + ln +
+              attentionPart + 2 * R(4),
+            weight_copies: (index - 1) * copies + layerCopies,
+            transients: R(b * a * s * s * c) + squares + R(T * h * r) +
+              2 * R(T * h * c) + R(V * h * pb) });
       }
     }
     var stored = params.map(function (p) {
@@ -511,14 +527,80 @@
     }
     var traced = { moments: moments, specs: stored, units: units,
       fixed: paramBytes - gradBytes, workspace: workspace,
-      after: { activations: R(4) } };
+      after: { activations: R(4) }, labels: labels };
     var result = perRank(traced, m.optimizer, m.implementation, m.precision,
-      fromStage(m.ranks, m.zero_stage));
+      m.strategy ? { strategy: m.strategy, ranks: m.ranks,
+        offload: m.offload } : fromStage(m.ranks, m.zero_stage));
     result.kernel = kernel;
     return result;
   }
 
   // ---- sharding (snippets/memcalc/sharding.py) -------------------------
+  var STRATEGIES = ["single", "ddp", "zero-redundancy", "zero1", "zero2",
+    "zero3", "fsdp2"];
+  var OFFLOAD = ["none", "optimizer", "params"];
+  var STEP_LABELS = ["optimizer step: fp32 copies of the gradients",
+    "optimizer step: its temporaries"];
+
+  function sharding(sh) {
+    return withDefaults({ strategy: "single", ranks: 1,
+      reshard_after_forward: null, reduce_dtype: "fp32", offload: "none" },
+      sh);
+  }
+
+  function checkSharding(s, optimizer, precision) {
+    function fail(message) { throw new Error(message); }
+    var zero = ["zero1", "zero2", "zero3"];
+    if (STRATEGIES.indexOf(s.strategy) < 0) {
+      fail("unknown strategy '" + s.strategy + "'; choose one of " +
+        STRATEGIES.join(", "));
+    }
+    if (!Number.isInteger(s.ranks) || s.ranks < 1) {
+      fail("ranks must be a positive whole number, not " + s.ranks);
+    }
+    if (s.strategy === "single" && s.ranks !== 1) {
+      fail("ranks > 1 need a strategy: ddp, zero-redundancy, zero1, " +
+        "zero2, zero3 or fsdp2");
+    }
+    if (s.strategy !== "single" && s.ranks < 2) {
+      fail(s.strategy + " shards over data-parallel ranks: give ranks >= 2");
+    }
+    if (OFFLOAD.indexOf(s.offload) < 0) {
+      fail("unknown offload '" + s.offload + "'; choose one of " +
+        OFFLOAD.join(", "));
+    }
+    if (s.offload !== "none" && zero.concat(["fsdp2"]).indexOf(
+        s.strategy) < 0) {
+      fail("offload needs zero1, zero2, zero3 or fsdp2");
+    }
+    if (s.offload === "params" && ["zero3", "fsdp2"].indexOf(
+        s.strategy) < 0) {
+      fail("offloading parameters needs zero3 or fsdp2");
+    }
+    if ([null, true, false].indexOf(s.reshard_after_forward) < 0) {
+      fail("reshard_after_forward is None, True or False");
+    }
+    if (s.reshard_after_forward !== null && s.strategy !== "fsdp2") {
+      fail("reshard_after_forward is fully_shard's (fsdp2)");
+    }
+    if (s.reduce_dtype !== "fp32" && s.reduce_dtype !== "bf16") {
+      fail("reduce_dtype is fp32 or bf16");
+    }
+    if (zero.indexOf(s.strategy) >= 0 && (optimizer === "adafactor" ||
+        optimizer === "muon")) {
+      fail(optimizer + " needs whole matrices; ZeRO's flat partitions " +
+        "have none (use zero-redundancy)");
+    }
+    if (s.strategy === "fsdp2" && optimizer === "muon") {
+      fail("muon orthogonalises whole matrices; fsdp2 holds row shards " +
+        "(use zero-redundancy)");
+    }
+    if (s.strategy === "fsdp2" && precision === "bf16-autocast") {
+      fail("with fsdp2 use bf16-mixed (MixedPrecisionPolicy) rather than " +
+        "autocast");
+    }
+  }
+
   function fromStage(ranks, stage) {
     if (stage) return { strategy: "zero" + stage, ranks: ranks };
     return { strategy: ranks > 1 ? "ddp" : "single", ranks: ranks };
@@ -569,10 +651,10 @@
   }
 
   function holdings(t, optimizer, implementation, precision, sh) {
+    sh = sharding(sh);
+    checkSharding(sh, optimizer, precision);
     var N = sh.ranks, specs = t.specs;
-    var offload = sh.offload || "none";
-    var reshard = sh.reshard_after_forward === undefined ? null :
-      sh.reshard_after_forward;
+    var offload = sh.offload, reshard = sh.reshard_after_forward;
     var mixed = precision === "bf16-mixed";
     var item = specs.length ? specs[0].itemsize : 4;
     var fsdp = sh.strategy === "fsdp2";
@@ -707,6 +789,9 @@
       }
       moments.push([phase, m]);
     }
+    var labels = moments.map(function (m, j) {
+      return (t.labels || [])[j] || "";
+    });
     var kept = h.grads;
     var left = { activations: t.after.activations || 0,
       weight_copies: t.after.weight_copies || 0,
@@ -719,6 +804,7 @@
       moments.push(["optimizer step", m]);
     }
     if (h.fp32_grads) {
+      labels.push(STEP_LABELS[0]);
       if (sh.strategy === "single" || sh.strategy === "ddp") {
         var last = specs.length ? R(specs[specs.length - 1].nbytes) : 0;
         stepMoment(h.fp32_grads + last, 0);
@@ -728,6 +814,7 @@
         kept += h.fp32_grads;
       }
     }
+    labels.push(STEP_LABELS[1]);
     stepMoment(kept, h.step);
     function total(fam) {
       var t2 = 0;
@@ -738,10 +825,14 @@
     for (i = 1; i < moments.length; i++) {
       if (total(moments[i][1]) > total(moments[best][1])) best = i;
     }
-    var fam = moments[best][1], breakdown = {};
-    for (k = 0; k < FAMILIES.length; k++) {
-      breakdown[FAMILIES[k]] = fam[FAMILIES[k]];
+    function families(fam) {
+      var out = {};
+      for (var j = 0; j < FAMILIES.length; j++) {
+        out[FAMILIES[j]] = fam[FAMILIES[j]];
+      }
+      return out;
     }
+    var fam = moments[best][1], breakdown = families(fam);
     var phases = {}, order = ["forward", "backward", "optimizer step"];
     var seen = {};
     for (i = 0; i < moments.length; i++) {
@@ -753,16 +844,238 @@
       breakdown: breakdown, phases: phases, persistent: total(base()),
       cpu: h.cpu, parameters: sum(specs.map(function (p) {
         return p.numel;
-      })) };
+      })),
+      moments: moments.map(function (m, j) {
+        return { phase: m[0], label: labels[j], bytes: total(m[1]),
+          breakdown: families(m[1]) };
+      }),
+      peak_index: best };
   }
 
-  function largestMicroBatch(options, budget, limit) {
-    limit = limit || 1048576;
+  // ---- decoder families (snippets/memcalc/families.py, decoder.py) -----
+  var MLPS = ["gelu", "swiglu"];
+  var NORMS = ["layernorm", "rmsnorm"];
+  var POSITIONS = ["learned", "rotary"];
+  var DECODER = { kv_heads: 0, ffn: 0, mlp: "gelu", norm: "layernorm",
+    linear_bias: true, qkv_bias: false, tied: true, positions: "learned",
+    max_positions: 0, experts: 0, top_k: 0 };
+  var STEP = { batch: 1, seq: 4096, optimizer: "adamw",
+    precision: "bf16-mixed", implementation: "foreach",
+    checkpointing: "none", micro_batches: 1, strategy: "single", ranks: 1,
+    reshard_after_forward: null, reduce_dtype: "fp32", offload: "none" };
+
+  function positive(names, o) {
+    names.forEach(function (name) {
+      var value = o[name];
+      if (!Number.isInteger(value) || value < 1) {
+        throw new Error(name + " must be a positive whole number, not " +
+          value);
+      }
+    });
+  }
+
+  function checkDecoder(d) {
+    positive(["vocab", "hidden", "layers", "heads"], d);
+    if (d.hidden % d.heads) {
+      throw new Error("hidden must be a multiple of heads");
+    }
+    if (d.kv_heads < 0 || (d.kv_heads && d.heads % d.kv_heads)) {
+      throw new Error("kv_heads must divide heads");
+    }
+    if (d.ffn < 0 || d.max_positions < 0) {
+      throw new Error("ffn and max_positions cannot be negative");
+    }
+    [["mlp", MLPS], ["norm", NORMS], ["positions", POSITIONS]].forEach(
+      function (pair) {
+        if (pair[1].indexOf(d[pair[0]]) < 0) {
+          throw new Error("unknown " + pair[0] + " '" + d[pair[0]] +
+            "'; choose one of " + pair[1].join(", "));
+        }
+      });
+    if (d.positions === "learned" && d.max_positions < 1) {
+      throw new Error("learned positions need max_positions");
+    }
+    if (d.experts < 0 || d.top_k < 0 ||
+        (d.experts && !(1 <= d.top_k && d.top_k <= d.experts))) {
+      throw new Error("top_k must be between 1 and experts");
+    }
+  }
+
+  function parameterShapes(d) {
+    checkDecoder(d);
+    var h = d.hidden, f = d.ffn || 4 * h;
+    var kv = (d.kv_heads || d.heads) * (h / d.heads);
+    var qkv = d.linear_bias || d.qkv_bias;
+    function linear(out, inp, bias) {
+      return bias ? [[out, inp], [out]] : [[out, inp]];
+    }
+    function norm() {
+      return d.norm === "layernorm" ? [[h], [h]] : [[h]];
+    }
+    function mlp() {
+      var b = d.linear_bias;
+      if (d.mlp === "gelu") return linear(f, h, b).concat(linear(h, f, b));
+      return linear(f, h, b).concat(linear(f, h, b), linear(h, f, b));
+    }
+    var shapes = [[d.vocab, h]];
+    if (d.positions === "learned") shapes.push([d.max_positions, h]);
+    for (var i = 0; i < d.layers; i++) {
+      var layer = linear(h, h, qkv).concat(linear(kv, h, qkv),
+        linear(kv, h, qkv), linear(h, h, d.linear_bias));
+      if (d.experts) {
+        layer.push([d.experts, h]);
+        for (var e = 0; e < d.experts; e++) layer = layer.concat(mlp());
+      } else {
+        layer = layer.concat(mlp());
+      }
+      shapes = shapes.concat(layer, norm(), norm());
+    }
+    shapes = shapes.concat(norm());
+    if (!d.tied) shapes.push([d.vocab, h]);
+    return shapes;
+  }
+
+  function decoderKernel(d, precision) {
+    var half = precision !== "fp32", hd = d.hidden / d.heads;
+    if (half && hd <= 256 && hd % 8 === 0) return "cudnn";
+    if ((d.kv_heads || d.heads) === d.heads && hd % (half ? 8 : 4) === 0) {
+      return "efficient";
+    }
+    return "math";
+  }
+
+  function decoderSpecs(d, precision) {
+    var shapes = parameterShapes(d);
+    var item = precision === "bf16" || precision === "bf16-mixed" ? 2 : 4;
+    var learned = d.positions === "learned";
+    var perLayer = Math.floor((shapes.length - 1 - (d.tied ? 0 : 1) -
+      (d.norm === "layernorm" ? 2 : 1) - (learned ? 1 : 0)) / d.layers);
+    var first = learned ? 2 : 1, units = [], i;
+    for (i = 0; i < d.layers; i++) {
+      units.push(range(perLayer).map(function (j) {
+        return first + i * perLayer + j;
+      }));
+    }
+    var last = shapes.length - 1;
+    var params = shapes.map(function (s, j) {
+      return Param(s, item, !(j < first || (!d.tied && j === last)));
+    });
+    return { params: params, units: units };
+  }
+
+  function traceDecoder(d, o) {
+    checkDecoder(d);
+    if (PRECISIONS.indexOf(o.precision) < 0) {
+      throw new Error("unknown precision '" + o.precision +
+        "'; choose one of " + PRECISIONS.join(", "));
+    }
+    if (o.checkpointing !== "none" && o.checkpointing !== "full") {
+      throw new Error("decoder checkpointing: none or full");
+    }
+    positive(["batch", "seq", "micro_batches"], o);
+    var sp = decoderSpecs(d, o.precision), params = sp.params;
+    var units = sp.units;
+    var b = o.batch, s = o.seq, h = d.hidden, L = d.layers, V = d.vocab;
+    var T = b * s, kv = (d.kv_heads || d.heads) * (h / d.heads);
+    var f = d.ffn || 4 * h, a = d.heads, hd = h / d.heads;
+    var auto = o.precision === "bf16-autocast";
+    var c = o.precision === "fp32" ? 4 : 2;
+    var r = o.precision === "bf16" || o.precision === "bf16-mixed" ? 2 : 4;
+    var k = decoderKernel(d, o.precision);
+    var attention = 2 * R(T * 4);
+    if (k === "math") {
+      attention += 2 * R(T * h * 4) + R(b * a * s * s * 4);
+    } else {
+      attention += 2 * R(T * kv * c) + R(b * a * s * 4) +
+        (k === "cudnn" ? 2 * R(8) : 0);
+    }
+    var dense = auto ? 6 * R(T * h * 4) + 3 * R(T * h * 2) :
+      2 * R(T * h * 4) + 6 * R(T * h * c);
+    var mlp;
+    if (d.experts) {
+      var routed = T * d.top_k;
+      mlp = 4 * R(routed * f * c) + 2 * R(routed * h * c) +
+        R(T * d.experts * c) + R(T * d.experts * 4);
+    } else {
+      mlp = 4 * R(T * f * c);
+    }
+    var layer = dense + attention + mlp, copies = 0;
+    if (auto) {
+      copies = sum(units[0].map(function (j) {
+        var p = params[j];
+        return p.shape.length === 2 ? R(p.numel * 2) : 0;
+      }));
+    }
+    var ckpt = o.checkpointing === "full";
+    var keptLayer = ckpt ? R(T * h * r) : layer;
+    var tokens = 2 * R(T * 8) + R(b * (s + 1) * 8);
+    var rotary = 2 * R(s * hd * (r === 4 ? 4 : 2));
+    var final = R(T * h * 4) + 2 * R(T * h * r) + R(T * 4);
+    var logits = R(T * V * c) + (c !== 4 ? R(T * V * 4) : 0);
+    var logProbs = R(T * V * 4);
+    var headCopy = auto ? R(V * h * 2) : 0;
+    var paramBytes = sum(params.map(function (p) { return R(p.nbytes); }));
+    var accumulated = o.micro_batches > 1 ? paramBytes : 0;
+    var base = tokens + rotary + final;
+    var moments = [], labels = [];
+    function moment(phase, label, families) {
+      var fam = { params: paramBytes, grads: 0, activations: 0,
+        weight_copies: 0, transients: 0 };
+      for (var key in families) fam[key] = families[key];
+      labels.push(label);
+      moments.push([phase, fam]);
+    }
+    moment("forward", "end of the forward pass: the loss",
+      { grads: accumulated,
+        activations: L * keptLayer + base + logits + logProbs,
+        weight_copies: L * copies + headCopy });
+    moment("backward", "start of the backward pass: the logits' gradients",
+      { grads: accumulated,
+        activations: L * keptLayer + base + logProbs,
+        weight_copies: (ckpt ? 0 : L * copies) + headCopy,
+        transients: R(4) + 2 * R(T * V * 4) });
+    if (ckpt) {
+      var layerGrads = sum(units[0].map(function (j) {
+        return R(params[j].nbytes);
+      }));
+      moment("backward", "first layer's backward, recomputed",
+        { grads: Math.max(accumulated, paramBytes - layerGrads),
+          activations: L * keptLayer + layer + tokens + rotary,
+          weight_copies: copies,
+          transients: 2 * R(T * f * c) + R(T * h * r) });
+    }
+    var fixed = d.positions === "rotary" ? 2 * R(Math.floor(hd / 2) * 4) : 0;
+    moments.forEach(function (m) { m[1].params += fixed; });
+    return { moments: moments, specs: params, units: units, fixed: fixed,
+      workspace: 2 * 32 * MIB + (d.linear_bias || d.qkv_bias ? MIB : 0),
+      after: { activations: R(4) }, labels: labels };
+  }
+
+  // options: the decoder's shapes (DECODER) and the step's (STEP)
+  function estimateDecoder(options) {
+    function pick(defaults) {
+      var out = {};
+      for (var key in defaults) {
+        out[key] = options.hasOwnProperty(key) ? options[key] : defaults[key];
+      }
+      return out;
+    }
+    var d = pick(withDefaults(DECODER, { vocab: 0, hidden: 0, layers: 0,
+      heads: 0 })), o = pick(STEP);
+    checkOptimizer(o.optimizer, o.implementation);
+    var t = traceDecoder(d, o);
+    var result = perRank(t, o.optimizer, o.implementation, o.precision, {
+      strategy: o.strategy, ranks: o.ranks, offload: o.offload,
+      reshard_after_forward: o.reshard_after_forward,
+      reduce_dtype: o.reduce_dtype });
+    result.kernel = decoderKernel(d, o.precision);
+    return result;
+  }
+
+  function search(estimateOf, options, budget, limit) {
     function fits(batch) {
-      var o = {};
-      for (var key in options) o[key] = options[key];
-      o.batch = batch;
-      return estimate(o).peak <= budget;
+      var o = withDefaults(options, { batch: batch });
+      return estimateOf(o).peak <= budget;
     }
     if (!fits(1)) return 0;
     var low = 1, high = 2;
@@ -775,7 +1088,93 @@
     return low;
   }
 
+  function largestMicroBatchDecoder(options, budget, limit) {
+    return search(estimateDecoder, options, budget, limit || 65536);
+  }
+
+  function largestMicroBatch(options, budget, limit) {
+    return search(estimate, options, budget, limit || 1048576);
+  }
+
+  // ---- the page's models: the presets of snippets/memcalc/families.py --
+  function llama(vocab, hidden, layers, heads, kv, ffn, more) {
+    return withDefaults({ vocab: vocab, hidden: hidden, layers: layers,
+      heads: heads, kv_heads: kv, ffn: ffn, mlp: "swiglu", norm: "rmsnorm",
+      linear_bias: false, qkv_bias: false, tied: false,
+      positions: "rotary", max_positions: 0, experts: 0, top_k: 0 },
+      more || {});
+  }
+  var PRESETS = {
+    "gpt2": { label: "GPT-2 (124M)", seq: 1024, batch: 8,
+      model: withDefaults(DECODER, { vocab: 50257, hidden: 768, layers: 12,
+        heads: 12, max_positions: 1024 }) },
+    "llama-3.2-1b": { label: "Llama-3.2-1B", seq: 4096, batch: 1,
+      model: llama(128256, 2048, 16, 32, 8, 8192, { tied: true }) },
+    "llama-2-7b": { label: "Llama-2-7B", seq: 4096, batch: 1,
+      model: llama(32000, 4096, 32, 32, 0, 11008) },
+    "llama-3-8b": { label: "Llama-3-8B", seq: 4096, batch: 1,
+      model: llama(128256, 4096, 32, 32, 8, 14336) },
+    "llama-3.1-70b": { label: "Llama-3.1-70B", seq: 4096, batch: 1,
+      model: llama(128256, 8192, 80, 64, 8, 28672) },
+    "mistral-7b": { label: "Mistral-7B", seq: 4096, batch: 1,
+      model: llama(32000, 4096, 32, 32, 8, 14336) },
+    "qwen2-7b": { label: "Qwen2-7B", seq: 4096, batch: 1,
+      model: llama(152064, 3584, 28, 28, 4, 18944, { qkv_bias: true }) },
+    "mixtral-8x7b": { label: "Mixtral-8x7B", seq: 4096, batch: 1,
+      model: llama(32000, 4096, 32, 32, 8, 14336, { experts: 8,
+        top_k: 2 }) }
+  };
+
+  /* The GPT-style closed form (transformer.py, the model the GPU run
+   * checks) takes what it describes: GELU MLP of 4h, LayerNorm, biases,
+   * learned positions (one row per token of the sequence), a tied head,
+   * no experts. Every other shape goes to the decoder families' form. */
+  function gptStyle(d) {
+    return d.mlp === "gelu" && d.norm === "layernorm" && d.linear_bias &&
+      d.tied && d.positions === "learned" && !d.experts &&
+      (!d.ffn || d.ffn === 4 * d.hidden);
+  }
+
+  // options: a model (DECODER's fields), the step, attention, strategy
+  // ("": DDP over ranks > 1, else one GPU), ranks and offload
+  function route(options) {
+    if (gptStyle(options)) {
+      var t = {};
+      ["layers", "hidden", "heads", "kv_heads", "vocab", "seq", "batch",
+        "optimizer", "precision", "implementation", "attention",
+        "checkpointing", "micro_batches", "ranks", "strategy", "offload"]
+        .forEach(function (k) { if (k in options) t[k] = options[k]; });
+      return { form: "GPT-style", estimate: estimate, options: t,
+        largest: largestMicroBatch };
+    }
+    if (options.attention && options.attention !== "sdpa") {
+      throw new Error("eager attention: the GPT-style closed form only " +
+        "(GELU, LayerNorm, biases, learned positions, tied head)");
+    }
+    var o = withDefaults(options, {
+      strategy: options.strategy || (options.ranks > 1 ? "ddp" : "single"),
+      max_positions: options.positions === "learned" ? options.seq : 0 });
+    delete o.attention;
+    return { form: "decoder", estimate: estimateDecoder, options: o,
+      largest: largestMicroBatchDecoder };
+  }
+
+  function answer(options) {
+    var r = route(options), result = r.estimate(r.options);
+    result.form = r.form;
+    return result;
+  }
+
+  function largestFor(options, budget) {
+    var r = route(options);
+    return r.largest(r.options, budget, 65536);
+  }
+
   var api = { estimate: estimate, largestMicroBatch: largestMicroBatch,
+    estimateDecoder: estimateDecoder,
+    largestMicroBatchDecoder: largestMicroBatchDecoder,
+    parameterShapes: parameterShapes, PRESETS: PRESETS, answer: answer,
+    largestFor: largestFor, gptStyle: gptStyle,
     stepPeakExtra: stepPeakExtra, stateBytes: stateBytes,
     paramList: paramList, Param: Param, FAMILIES: FAMILIES,
     OPTIMIZERS: OPTIMIZERS, IMPLEMENTATIONS: IMPLEMENTATIONS,
@@ -788,30 +1187,35 @@
   root.memcalc = api;
 
   // ---- the form on the page -------------------------------------------
-  var PRESETS = {
-    "GPT-2 small, 124M": { layers: 12, hidden: 768, heads: 12, kv_heads: 0,
-      vocab: 50257, seq: 1024, batch: 8 },
-    "GPT-2 XL, 1.5B": { layers: 48, hidden: 1600, heads: 25, kv_heads: 0,
-      vocab: 50257, seq: 1024, batch: 4 },
-    "7B shape, 32 x 4096": { layers: 32, hidden: 4096, heads: 32,
-      kv_heads: 0, vocab: 32000, seq: 4096, batch: 1 },
-    "8B shape, grouped heads": { layers: 32, hidden: 4096, heads: 32,
-      kv_heads: 8, vocab: 128256, seq: 8192, batch: 1 }
-  };
-  var NUMBERS = [
-    ["layers", "Layers"], ["hidden", "Hidden size"], ["heads", "Heads"],
-    ["kv_heads", "KV heads (blank: all)"], ["vocab", "Vocabulary"],
-    ["seq", "Sequence"], ["batch", "Micro-batch"],
-    ["micro_batches", "Accumulation steps"], ["ranks", "Data-parallel ranks"]
+  // [name, label, blank (what an empty field means) or undefined]
+  var GROUPS = [
+    ["The model", [["preset"], ["layers", "Layers"], ["hidden", "Hidden size"],
+      ["heads", "Heads"], ["kv_heads", "KV heads (blank: all)", 0],
+      ["vocab", "Vocabulary"], ["ffn", "FFN size (blank: 4 × hidden)", 0],
+      ["mlp", "MLP", ["gelu", "swiglu"]],
+      ["norm", "Norm", ["layernorm", "rmsnorm"]],
+      ["biases", "Biases", ["all", "q, k, v only", "none"]],
+      ["positions", "Positions", ["learned", "rotary"]],
+      ["head", "Output head", ["tied", "untied"]],
+      ["experts", "Experts (blank: none)", 0],
+      ["top_k", "Experts per token", 0]]],
+    ["The training step", [["seq", "Sequence"], ["batch", "Micro-batch"],
+      ["micro_batches", "Accumulation steps"],
+      ["optimizer", "Optimizer", OPTIMIZERS],
+      ["implementation", "Step implementation", IMPLEMENTATIONS],
+      ["precision", "Precision", PRECISIONS],
+      ["attention", "Attention", ATTENTION],
+      ["checkpointing", "Checkpointing", CHECKPOINTING]]],
+    ["The GPUs", [["ranks", "Data-parallel ranks"],
+      ["strategy", "Sharding", [["", "DDP (or one GPU)"],
+        ["zero-redundancy", "ZeroRedundancyOptimizer"], ["zero1", "ZeRO-1"],
+        ["zero2", "ZeRO-2"], ["zero3", "ZeRO-3"],
+        ["fsdp2", "FSDP2 fully_shard"]]],
+      ["offload", "CPU offload", OFFLOAD],
+      ["budget", "Budget per GPU (GiB)"]]]
   ];
-  var CHOICES = [
-    ["optimizer", "Optimizer", OPTIMIZERS],
-    ["implementation", "Step implementation", IMPLEMENTATIONS],
-    ["precision", "Precision", PRECISIONS],
-    ["attention", "Attention", ATTENTION],
-    ["checkpointing", "Checkpointing", CHECKPOINTING],
-    ["zero_stage", "ZeRO stage", ["0", "1", "2", "3"]]
-  ];
+  var SHAPES = ["layers", "hidden", "heads", "kv_heads", "vocab", "ffn",
+    "mlp", "norm", "biases", "positions", "head", "experts", "top_k"];
   var COLOURS = { params: "#5c6bc0", grads: "#2e7d32",
     optimizer_state: "#c62828", master_weights: "#f9a825",
     activations: "#00838f", weight_copies: "#6d4c41",
@@ -822,19 +1226,26 @@
     transients: "transients", buffers: "communication buffers",
     workspace: "cuBLAS workspace" };
   var STYLE = [
-    ".memcalc-form{display:grid;gap:.6rem .9rem;",
-    "grid-template-columns:repeat(auto-fill,minmax(8rem,1fr));",
-    "margin:1rem 0}",
+    ".memcalc-group{border:0;margin:0 0 .4rem;padding:0;min-width:0}",
+    ".memcalc-group legend{font-size:.72rem;font-weight:700;padding:0;",
+    "margin-bottom:.3rem}",
+    ".memcalc-form{margin:1rem 0}",
+    ".memcalc-fields{display:grid;gap:.6rem .9rem;",
+    "grid-template-columns:repeat(auto-fill,minmax(8rem,1fr))}",
     ".memcalc-form label{display:flex;flex-direction:column;",
     "font-size:.72rem;gap:.15rem}",
     ".memcalc-form input,.memcalc-form select{font:inherit;",
-    "font-size:.8rem;padding:.2rem .3rem;min-width:0;",
+    "font-size:.8rem;padding:0 .3rem;min-width:0;height:1.8rem;",
+    "box-sizing:border-box;",
     "color:var(--md-default-fg-color);",
     "background:var(--md-default-bg-color);",
     "border:1px solid var(--md-default-fg-color--lighter);",
     "border-radius:.2rem}",
+    ".memcalc-form :focus-visible{outline:2px solid ",
+    "var(--md-accent-fg-color);outline-offset:1px}",
     ".memcalc-form [aria-invalid=true]{border-color:#c62828}",
     ".memcalc-msg{color:#c62828;font-size:.68rem;min-height:0}",
+    "[data-md-color-scheme=slate] .memcalc-msg{color:#ef9a9a}",
     ".memcalc-out{font-size:.8rem}",
     ".memcalc-bar{display:flex;width:100%;height:1.6rem;",
     "border-radius:.2rem;overflow:hidden;margin:.4rem 0}",
@@ -859,126 +1270,150 @@
     return el;
   }
 
-  function field(form, name, label, control) {
-    var wrap = element("label", {}, label);
-    control.id = "memcalc-" + name;
-    control.name = name;
-    wrap.appendChild(control);
-    var msg = element("span", { "class": "memcalc-msg", "aria-live": "polite",
-      id: "memcalc-" + name + "-msg" });
-    control.setAttribute("aria-describedby", msg.id);
-    wrap.appendChild(msg);
-    form.appendChild(wrap);
-    return control;
-  }
-
   function build(host) {
     var style = element("style", {});
     style.textContent = STYLE;
     host.appendChild(style);
     var form = element("form", { "class": "memcalc-form",
       "aria-label": "Memory calculator inputs" });
-    var controls = {};
-    var preset = element("select", {});
-    Object.keys(PRESETS).concat(["custom"]).forEach(function (name) {
-      preset.appendChild(element("option", { value: name }, name));
-    });
-    field(form, "preset", "Model", preset);
-    NUMBERS.forEach(function (spec) {
-      controls[spec[0]] = field(form, spec[0], spec[1],
-        element("input", { type: "text", inputmode: "numeric" }));
-    });
-    CHOICES.forEach(function (spec) {
-      var select = element("select", {});
-      spec[2].forEach(function (v) {
-        select.appendChild(element("option", { value: v }, v));
+    var controls = {}, blanks = {};
+    GROUPS.forEach(function (group) {
+      var set = element("fieldset", { "class": "memcalc-group" });
+      set.appendChild(element("legend", {}, group[0]));
+      var grid = element("div", { "class": "memcalc-fields" });
+      set.appendChild(grid);
+      group[1].forEach(function (spec) {
+        var name = spec[0], control;
+        if (name === "preset") {
+          control = element("select", {});
+          Object.keys(PRESETS).forEach(function (key) {
+            control.appendChild(element("option", { value: key },
+              PRESETS[key].label));
+          });
+          control.appendChild(element("option", { value: "custom" },
+            "custom"));
+          spec = [name, "Preset"];
+        } else if (Array.isArray(spec[2])) {
+          control = element("select", {});
+          spec[2].forEach(function (v) {
+            var pair = Array.isArray(v) ? v : [v, v];
+            control.appendChild(element("option", { value: pair[0] },
+              pair[1]));
+          });
+        } else {
+          control = element("input", { type: "text",
+            inputmode: name === "budget" ? "decimal" : "numeric" });
+          if (spec.length > 2) blanks[name] = spec[2];
+        }
+        var wrap = element("label", {}, spec[1]);
+        control.id = "memcalc-" + name;
+        control.name = name;
+        wrap.appendChild(control);
+        var msg = element("span", { "class": "memcalc-msg",
+          "aria-live": "polite", id: "memcalc-" + name + "-msg" });
+        control.setAttribute("aria-describedby", msg.id);
+        wrap.appendChild(msg);
+        grid.appendChild(wrap);
+        controls[name] = control;
       });
-      controls[spec[0]] = field(form, spec[0], spec[1], select);
+      form.appendChild(set);
     });
-    controls.budget = field(form, "budget", "Budget per GPU (GiB)",
-      element("input", { type: "text", inputmode: "decimal" }));
     host.appendChild(form);
     var out = element("div", { "class": "memcalc-out", "aria-live": "polite",
       id: "memcalc-result" });
     host.appendChild(out);
 
     function apply(name) {
-      var p = PRESETS[name];
-      for (var key in p) controls[key].value = p[key] ? String(p[key]) : "";
+      var p = PRESETS[name], d = p.model;
+      ["layers", "hidden", "heads", "kv_heads", "vocab", "ffn", "experts",
+        "top_k"].forEach(function (k) {
+        controls[k].value = d[k] ? String(d[k]) : "";
+      });
+      controls.mlp.value = d.mlp;
+      controls.norm.value = d.norm;
+      controls.biases.value = d.linear_bias ? "all" :
+        (d.qkv_bias ? "q, k, v only" : "none");
+      controls.positions.value = d.positions;
+      controls.head.value = d.tied ? "tied" : "untied";
+      controls.seq.value = String(p.seq);
+      controls.batch.value = String(p.batch);
     }
-    function defaults() {
-      apply("GPT-2 small, 124M");
-      controls.micro_batches.value = "1";
-      controls.ranks.value = "1";
-      controls.budget.value = "80";
-      controls.optimizer.value = "adamw";
-      controls.precision.value = "bf16-autocast";
-    }
-    defaults();
-    preset.addEventListener("change", function () {
-      if (PRESETS[preset.value]) apply(preset.value);
+    apply("gpt2");
+    controls.micro_batches.value = "1";
+    controls.ranks.value = "1";
+    controls.budget.value = "80";
+    controls.optimizer.value = "adamw";
+    controls.precision.value = "bf16-autocast";
+    controls.preset.addEventListener("change", function () {
+      if (PRESETS[controls.preset.value]) apply(controls.preset.value);
       update();
     });
     // Only the model's own shapes make it another model: the sequence, the
     // micro-batch, accumulation and ranks are the step's, not the model's.
-    var SHAPES = ["layers", "hidden", "heads", "kv_heads", "vocab"];
-    form.addEventListener("input", function (event) {
+    function changed(event) {
       if (SHAPES.some(function (name) {
         return controls[name] === event.target;
-      })) preset.value = "custom";
-      update();
-    });
-    form.addEventListener("change", update);
+      })) controls.preset.value = "custom";
+      if (event.target !== controls.preset) update();
+    }
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
     form.addEventListener("submit", function (e) { e.preventDefault(); });
 
     function flag(name, message) {
-      var control = controls[name];
       document.getElementById("memcalc-" + name + "-msg").textContent =
         message || "";
-      control.setAttribute("aria-invalid", message ? "true" : "false");
+      controls[name].setAttribute("aria-invalid", message ? "true" : "false");
     }
 
     function read() {
-      var options = {}, bad = false;
-      NUMBERS.forEach(function (spec) {
-        var text = controls[spec[0]].value.trim();
-        if (spec[0] === "kv_heads" && text === "") {
-          options.kv_heads = 0;
-          flag("kv_heads");
+      var o = {}, bad = false;
+      Object.keys(controls).forEach(function (name) {
+        var control = controls[name], text = control.value.trim();
+        flag(name);
+        if (control.tagName === "SELECT" || name === "budget") {
+          o[name] = control.value;
+          return;
+        }
+        if (text === "" && name in blanks) {
+          o[name] = blanks[name];
           return;
         }
         var value = Number(text);
         if (text === "" || !Number.isInteger(value) || value < 1 ||
             value > 1e9) {
-          flag(spec[0], "a whole number from 1");
+          flag(name, "a whole number from 1");
           bad = true;
         } else {
-          options[spec[0]] = value;
-          flag(spec[0]);
+          o[name] = value;
         }
       });
-      CHOICES.forEach(function (spec) {
-        var v = controls[spec[0]].value;
-        options[spec[0]] = spec[0] === "zero_stage" ? Number(v) : v;
-        flag(spec[0]);
-      });
+      o.budget = null;
       var budgetText = controls.budget.value.trim();
-      options.budget = null;
-      flag("budget");
       if (budgetText !== "") {
         var gibs = Number(budgetText);
         if (!isFinite(gibs) || gibs <= 0) {
           flag("budget", "GiB, a number above 0");
           bad = true;
         } else {
-          options.budget = Math.floor(gibs * 1073741824);
+          o.budget = Math.floor(gibs * 1073741824);
         }
       }
-      return bad ? null : options;
+      if (bad) return null;
+      o.linear_bias = o.biases === "all";
+      o.qkv_bias = o.biases === "q, k, v only";
+      o.tied = o.head === "tied";
+      ["preset", "biases", "head"].forEach(function (k) { delete o[k]; });
+      return o;
     }
 
-    var FIELD_OF = [["kv-heads", "kv_heads"], ["multiple of heads", "heads"],
-      ["fused", "implementation"], ["ZeRO", "zero_stage"]];
+    // an error's words -> the field it belongs to (the last match wins)
+    var FIELD_OF = [["kv", "kv_heads"], ["multiple of heads", "heads"],
+      ["ffn", "ffn"], ["top_k", "top_k"], ["fused", "implementation"],
+      ["strategy", "strategy"], ["ZeRO", "strategy"], ["shards", "strategy"],
+      ["fsdp2", "strategy"], ["offload", "offload"],
+      ["checkpointing", "checkpointing"], ["eager", "attention"],
+      ["autocast", "precision"]];
 
     function update() {
       var options = read();
@@ -990,8 +1425,8 @@
       var budget = options.budget, result, best = null;
       delete options.budget;
       try {
-        result = estimate(options);
-        if (budget) best = largestMicroBatch(options, budget, 65536);
+        result = answer(options);
+        if (budget) best = largestFor(options, budget);
       } catch (error) {
         var where = "layers";
         FIELD_OF.forEach(function (pair) {
@@ -1012,14 +1447,22 @@
 
     function draw(result, budget, best, options) {
       var head = element("p", {});
-      head.appendChild(element("strong", {}, "Peak " + gib(result.peak)));
+      head.appendChild(element("strong", { id: "memcalc-peak",
+        "data-value": String(result.peak) }, "Peak " + gib(result.peak)));
       var when = result.phase === "optimizer step" ? "the optimizer step" :
         "the " + result.phase + " pass";
       head.appendChild(document.createTextNode(
-        " during " + when + "; " + gib(result.persistent) +
-        " persist between steps. " +
-        result.parameters.toLocaleString("en") + " parameters, attention " +
-        result.kernel + "."));
+        " during " + when + " (" +
+        result.moments[result.peak_index].label + "); " +
+        gib(result.persistent) + " persist between steps" +
+        (result.cpu ? ", " + gib(result.cpu) + " on the CPU per rank" : "") +
+        ". "));
+      head.appendChild(element("span", { id: "memcalc-parameters",
+        "data-value": String(result.parameters) },
+        result.parameters.toLocaleString("en")));
+      head.appendChild(document.createTextNode(" parameters, attention " +
+        result.kernel + "; closed form: " + (result.form === "GPT-style" ?
+          "GPT-style, checked on the GPU" : "decoder families") + "."));
       out.appendChild(head);
       var bar = element("div", { "class": "memcalc-bar", role: "img",
         "aria-label": "Breakdown of the peak: " + FAMILIES.filter(
@@ -1030,9 +1473,8 @@
       FAMILIES.forEach(function (key) {
         var bytes = result.breakdown[key];
         if (!bytes) return;
-        var share = 100 * bytes / result.peak;
         var seg = element("span", { title: LABELS[key] + ": " + gib(bytes) });
-        seg.style.width = share.toFixed(3) + "%";
+        seg.style.width = (100 * bytes / result.peak).toFixed(3) + "%";
         seg.style.background = COLOURS[key];
         bar.appendChild(seg);
         var item = element("li", {});
@@ -1045,17 +1487,17 @@
       });
       out.appendChild(bar);
       out.appendChild(legend);
-      var phases = element("p", {}, "Largest moment of each phase: " +
+      out.appendChild(element("p", {}, "Largest moment of each phase: " +
         Object.keys(result.phases).map(function (k) {
           return k + " " + gib(result.phases[k]);
-        }).join(", ") + ".");
-      out.appendChild(phases);
+        }).join(", ") + "."));
       if (budget) {
-        var fits = result.peak <= budget;
-        out.appendChild(element("p", {}, "Budget " + gib(budget) + ": " +
-          (fits ? "fits" : "does not fit") + "; the largest micro-batch " +
-          "that fits is " + best + " sequence" + (best === 1 ? "" : "s") +
-          " of " + options.seq + " tokens."));
+        out.appendChild(element("p", { id: "memcalc-largest",
+          "data-value": String(best) }, "Budget " + gib(budget) + ": " +
+          (result.peak <= budget ? "fits" : "does not fit") + "; " +
+          (best ? "the largest micro-batch that fits is " + best +
+            " sequence" + (best === 1 ? "" : "s") + " of " + options.seq +
+            " tokens." : "no micro-batch fits.")));
       }
     }
     update();
