@@ -6,6 +6,26 @@ import pytest
 import torch
 
 
+# Files whose tests share nothing but session fixtures (the site, Chromium, its server): under
+# `--dist loadfile` each of these tests is a unit of its own, so one file's hundred page loads are
+# spread over every worker instead of queueing on one. Every other file stays one unit (a page's
+# blocks share one namespace; modules share their fixtures).
+SPREAD = ("tests/test_browser.py", "tests/test_figures_browser.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Spread(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path in SPREAD else path
+
+    return Spread(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -149,3 +149,17 @@ def test_bad_input_to_the_new_options_is_one_line_and_status_2(
     assert status == 2 and not out
     assert err.count("\n") == 1 and "Traceback" not in err
     assert words in err
+
+
+@pytest.mark.claim("A plan lists the standard recipe first: bf16-mixed before fp32 before pure "
+                   "bf16, AdamW before 8-bit Adam, Adafactor and SGD; within a recipe the most "
+                   "tokens per unit of compute", page="memory-calculator.md#a-plan-of-what-fits")
+def test_a_plan_puts_the_standard_recipe_first():
+    from snippets.memcalc.families import PRESETS
+    from snippets.memcalc.plan import OPTIMIZERS, PRECISIONS, plan
+    options = plan(PRESETS["llama-3-8b"], 8, 80 * 2**30)
+    assert (options[0].precision, options[0].optimizer) == ("bf16-mixed", "adamw")
+    order = [name for name, _ in OPTIMIZERS]
+    keys = [(PRECISIONS.index(o.precision), order.index(o.optimizer), -o.score) for o in options]
+    assert keys == sorted(keys)
+    assert {o.precision for o in options} == set(PRECISIONS)

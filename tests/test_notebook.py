@@ -101,11 +101,11 @@ def _env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def test_the_notebook_runs_top_to_bottom_on_the_cpu():
-    notebook = jupytext.read(NOTEBOOK)
-    notebook.cells.insert(0, nbformat.v4.new_code_cell(STRICT_WARNINGS))
-    notebook.cells.append(nbformat.v4.new_code_cell(MEASURING_SMOKE))
-    seconds = _run(notebook, NOTEBOOK.parent, _env(PYTHONPATH=str(ROOT)))
+@pytest.mark.build
+def test_the_notebook_runs_top_to_bottom_on_the_cpu(notebook_run):
+    """The notebook a reader downloads, run once for this module (`notebook_run`): every cell
+    under warnings-as-errors, then the measuring cells' functions at a tiny size."""
+    notebook, seconds, _ = notebook_run
     assert seconds < RUN_LIMIT_S, f"the notebook took {seconds:.0f} s on the CPU (limit {RUN_LIMIT_S} s)"
 
     text = _all_text(notebook)
@@ -118,7 +118,7 @@ def test_the_notebook_runs_top_to_bottom_on_the_cpu():
         assert line in text, f"the notebook no longer prints {line!r}"
     assert "KB" not in text.replace("KiB", ""), "bytes are printed in binary units (KiB, MiB)"
 
-    smoke = json.loads(_text(notebook.cells[-1]))
+    smoke = json.loads(_text(notebook.cells[-2]))
     counted, allocated, peak = smoke["state"]
     assert counted > 0 and allocated is None and peak is None  # no allocator counter on a CPU
     assert [row[0] for row in smoke["accumulation"]] == [1, 2]
@@ -225,17 +225,25 @@ def test_the_notebook_page_shows_the_outputs_of_its_cells(site):
     assert not re.search(r'<div[^>]*data-mime-type="application/vnd.jupyter.stderr"', page), "a cell wrote to stderr"
 
 
-@pytest.mark.build
-def test_the_downloaded_notebook_runs_outside_the_repository(site, tmp_path):
-    reader = tmp_path / "reader"  # an empty folder: no snippets/ beside the notebook
-    reader.mkdir()
+@pytest.fixture(scope="module")
+def notebook_run(site, tmp_path_factory):
+    """The downloaded notebook, run once in an empty folder with the repository hidden: warnings
+    are errors, and the measuring cells' functions run at a tiny size after the last cell. (The
+    site build ran the source notebook already; this is the one run the tests make.)"""
+    reader = tmp_path_factory.mktemp("reader")  # an empty folder: no snippets/ beside the notebook
     downloaded = reader / "week1.ipynb"
     downloaded.write_bytes(_download(site).read_bytes())
     notebook = nbformat.read(downloaded, as_version=4)
     notebook.cells[:0] = [nbformat.v4.new_code_cell(STRICT_WARNINGS),
                           nbformat.v4.new_code_cell(HIDE_REPOSITORY)]
-    notebook.cells.append(nbformat.v4.new_code_cell(REPORT))
+    notebook.cells += [nbformat.v4.new_code_cell(MEASURING_SMOKE), nbformat.v4.new_code_cell(REPORT)]
     seconds = _run(notebook, reader, _env())
+    return notebook, seconds, reader
+
+
+@pytest.mark.build
+def test_the_downloaded_notebook_runs_outside_the_repository(notebook_run):
+    notebook, seconds, reader = notebook_run
     assert seconds < RUN_LIMIT_S, f"the downloaded notebook took {seconds:.0f} s (limit {RUN_LIMIT_S} s)"
 
     report = json.loads(_text(notebook.cells[-1]))

@@ -17,9 +17,10 @@ the order bf16-mixed, fp32, pure bf16 (which loses small updates, chapter
 7), and optimizer in the order AdamW, 8-bit Adam, Adafactor, SGD with
 momentum (the further from AdamW, the more the training itself changes).
 Within a recipe, the most tokens a rank trains per step for the compute it
-spends: a micro-batch counts a third less with full checkpointing (the
-recomputed forward pass, about one forward in three passes) and half with
-offloading (the optimizer step on the CPU); ties go to the lower peak.
+spends: a micro-batch counts three quarters with full checkpointing (the
+recomputed forward makes four passes of the three, a third more compute)
+and half with offloading (the optimizer step on the CPU); ties go to the
+lower peak.
 """
 
 from __future__ import annotations
