@@ -10,7 +10,8 @@ its per-layer terms and on which the GQA branch was found; HELD_OUT (Qwen2,
 Mistral, GPT-2, BERT and the torchvision models) were not looked at while
 the rules were written. Each configuration trains three steps
 (snippets/memcalc/training.py) and the third is measured, phase by phase,
-above what was allocated before the model was built. About a second per
+above what was allocated before the model was built (cuBLAS's
+workspaces released first, as in a fresh process). About a second per
 configuration on a GPU; on the CPU (the tests) the smoke size traces a few
 tiny ones and measures nothing.
 """
@@ -110,6 +111,7 @@ def muon_partition(model, params) -> list:
 
 def measure(build, loss_fn, optimizer, impl, precision) -> dict:
     gc.collect()
+    torch._C._cuda_clearCublasWorkspaces()   # as a fresh process starts
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     base = torch.cuda.memory_allocated()

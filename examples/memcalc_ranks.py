@@ -54,13 +54,36 @@ def _case(shape):
     return build, loss_fn
 
 
+def _fresh(cuda: bool) -> int:
+    """What is allocated before the model is built, after releasing what
+    a fresh process would not have (cuBLAS's workspaces, cached blocks)."""
+    gc.collect()
+    if not cuda:
+        return 0
+    torch._C._cuda_clearCublasWorkspaces()
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    return torch.cuda.memory_allocated()
+
+
 def measure(device, shape, ranks, strategy, reshard, mixed) -> dict:
+    """Rank 0's third step, phase by phase: each phase's peak above what
+    was allocated before the model was built (the calculator's zero), and
+    what the rank's tensors hold after it. Peaks are None on the CPU."""
     build, loss_fn = _case(shape)
     fake_process_group(ranks)
+    cuda = device.type == "cuda"
+    base = _fresh(cuda)
+    starts = {}
+
+    def begin(phase):
+        if cuda:
+            torch.cuda.synchronize()
+            starts[phase] = torch.cuda.memory_allocated() - base
+
     torch.manual_seed(0)
     with torch.device(device):
         model = build()
-    cuda = device.type == "cuda"
     with Allocations(scalars=False) as allocated:
         wrapped = shard(model, strategy, reshard, mixed)
         optimizers = optimizers_for(wrapped, strategy, "adamw", "foreach")
@@ -69,17 +92,20 @@ def measure(device, shape, ranks, strategy, reshard, mixed) -> dict:
             for o in optimizers:
                 o.step()
                 o.zero_grad()
+        begin("forward")
         with allocated.part("forward"):
             loss = loss_fn(wrapped)
+        begin("backward")
         with allocated.part("backward"):
             loss.backward()
         del loss
+        begin("optimizer step")
         with allocated.part("optimizer step"):
             for o in optimizers:
                 o.step()
                 o.zero_grad()
     kept = held(model, optimizers)
-    phases = {p: allocated.peak(p) if cuda else None
+    phases = {p: starts[p] + allocated.peak(p) if cuda else None
               for p in ("forward", "backward", "optimizer step")}
     del wrapped, model, optimizers
     gc.collect()

@@ -18,9 +18,13 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadFileScheduling
 
+    from tests.smoke import READERS
+
     class Spread(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
+            if path in READERS:      # one worker runs each example's smoke size once for them
+                return "smoke runs"
             return nodeid if path in SPREAD else path
 
     return Spread(config, log)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from examples.grad_accumulation import SIZES, predicted_activation_bytes, run
+from examples.grad_accumulation import SIZES, predicted_activation_bytes
 from snippets.accounting import count_params
 from snippets.accumulation import (
     accumulate_gradients, accumulation_step, gradients, max_abs_difference, max_grad_difference,
@@ -349,7 +349,9 @@ def test_a_cuda_scaler_without_cuda_disables_itself_with_a_warning():
 
 @pytest.fixture(scope="module")
 def smoke():
-    return run(CPU, "smoke")
+    from tests.smoke import smoke_data
+
+    return smoke_data("grad_accumulation")
 
 
 def test_example_records_every_k_with_no_invented_memory_numbers(smoke):

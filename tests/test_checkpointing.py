@@ -303,11 +303,11 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def sweep_data():
-    from examples.checkpointing import run
+    from tests.smoke import smoke_data
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return run(CPU, "smoke")
+        return smoke_data("checkpointing")
 
 
 def test_checkpointing_example_counts_follow_the_formulas(sweep_data):
@@ -349,9 +349,10 @@ def test_checkpointing_example_records_rng_and_use_reentrant_facts(sweep_data):
 
 
 def test_seed_demo_example_at_smoke_size():
-    from examples.checkpoint_seed_demo import SIZES, run
+    from examples.checkpoint_seed_demo import SIZES
+    from tests.smoke import smoke_data
 
-    data = run(CPU, "smoke")
+    data = smoke_data("checkpoint_seed_demo")
     cfg = SIZES["smoke"]
     assert data["seed"]["peak_plain_bytes"] is None and data["seed"]["delta_peak_bytes"] is None
     assert data["seed"]["avg_step_time_plain_s"] > 0 and data["seed"]["avg_step_time_ckpt_s"] > 0
@@ -364,9 +365,9 @@ def test_seed_demo_example_at_smoke_size():
 
 
 def test_activation_breakdown_example_at_smoke_size():
-    from examples.activation_breakdown import run
+    from tests.smoke import smoke_data
 
-    data = run(CPU, "smoke")
+    data = smoke_data("activation_breakdown")
     rows = data["by_tokens"]
     assert data["steps"] == 3
     for row in rows:
@@ -382,8 +383,7 @@ def test_renderers_draw_every_table_figure_and_value_from_smoke_data(sweep_data)
     counts (a drawing test: the numbers are stand-ins, not measurements)."""
     import copy
 
-    from examples.activation_breakdown import run as breakdown_run
-    from examples.checkpoint_seed_demo import run as seed_run
+    from tests.smoke import smoke_data
     from examples.render import renderer, svg
 
     data = copy.deepcopy(sweep_data)
@@ -391,12 +391,12 @@ def test_renderers_draw_every_table_figure_and_value_from_smoke_data(sweep_data)
         for r in data[kind]["strategies"]:
             r["measured"].update(held_bytes=r["counted"]["held_bytes"], peak_bytes=r["counted"]["max_live_bytes"])
     data["reduction_scratch_bytes"] = 2 * data["blocks"]["a_bytes"]
-    breakdown = breakdown_run(CPU, "smoke")
+    breakdown = smoke_data("activation_breakdown")
     for row in breakdown["by_tokens"]:
         p = row["predicted"]
         row["measured"] = {**p, "peak_first_step": 5 * p["params"], "peak_first_step_phase": "optimizer",
                            "peak_steady": 5 * p["params"] + p["activations"], "peak_steady_phase": "backward"}
-    seed = seed_run(CPU, "smoke")
+    seed = smoke_data("checkpoint_seed_demo")
     seed["seed"].update(peak_plain_bytes=3, peak_ckpt_bytes=3, allocated_at_reset_plain_bytes=1,
                         allocated_at_reset_ckpt_bytes=1, delta_peak_bytes=0)
     for variant in ("plain", "ckpt"):

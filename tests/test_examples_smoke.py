@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from examples import EXAMPLES
-from examples.__main__ import run_one
+from tests.smoke import smoke_capture as smoke_run
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module", params=EXAMPLES)
 def smoke_capture(request):
-    capture, _ = run_one(request.param, CPU, "smoke")
-    return capture
+    return smoke_run(request.param)
 
 
 def test_smoke_run_gives_plain_data_with_provenance(smoke_capture):

@@ -167,7 +167,9 @@ def test_the_backward_peak_grows_by_another_activations_worth(stepped):
 
 
 def test_zero_grad_smoke_run_records_every_timing_the_page_reads():
-    data = zero_grad.run(torch.device("cpu"), "smoke")
+    from tests.smoke import smoke_data
+
+    data = smoke_data("zero_grad")
     assert set(data["ms"]) == {
         "zero_grad_none", "zero_grad_zeros", "backward_into_none",
         "backward_into_zeros", "iteration_set_to_none", "iteration_zeros"}

@@ -1,0 +1,109 @@
+"""Tables and values for docs/captures/memcalc_ranks.json: rank 0 of 2, 8
+and 64 on torch's fake process group, measured on the GPU, beside the
+calculator's per-rank prediction (snippets/memcalc/sharding.py over the
+trace) made in the same run.
+
+"measured" is the third step's peak above what was allocated before the
+model was wrapped, the largest of its three phases; "predicted" is the
+calculator's peak for the same step, cuBLAS's workspace included (it is
+allocated inside the measured window). Memory in MiB.
+"""
+
+from __future__ import annotations
+
+from examples.render import markdown_table
+
+MIB = 2 ** 20
+LABELS = {("ddp", None, False): "DDP",
+          ("zero-redundancy", None, False): "ZeroRedundancyOptimizer",
+          ("fsdp2", None, False): "fully_shard, defaults",
+          ("fsdp2", False, False): "fully_shard, no reshard after forward",
+          ("fsdp2", None, True): "fully_shard, bf16 compute, fp32 reduce"}
+
+
+def label(row: dict) -> str:
+    key = (row["strategy"], row["reshard_after_forward"], row["mixed"])
+    return LABELS.get(key, f"{row['strategy']} ({key[1]}, {key[2]})")
+
+
+def measured_peak(row: dict) -> tuple[int | None, str | None]:
+    """(the largest phase peak, its phase); (None, None) off the GPU."""
+    phases = {p: b for p, b in row["measured"]["peak_bytes"].items() if b is not None}
+    if not phases:
+        return None, None
+    phase = max(phases, key=phases.get)
+    return phases[phase], phase
+
+
+def error(row: dict) -> float | None:
+    measured, _ = measured_peak(row)
+    if not measured:
+        return None
+    return (row["predicted"]["max_bytes"] - measured) / measured
+
+
+def _mib(nbytes: int | None) -> str:
+    return "—" if nbytes is None else f"{nbytes / MIB:,.1f}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:+.1f} %"
+
+
+def per_rank(capture: dict) -> str:
+    rows = []
+    for row in capture["data"]["rows"]:
+        measured, phase = measured_peak(row)
+        rows.append([row["ranks"], label(row), _mib(row["predicted"]["max_bytes"]),
+                     _mib(measured), _pct(error(row)), row["predicted"]["phase"],
+                     phase or "—"])
+    return markdown_table(["ranks", "strategy", "predicted MiB", "measured MiB", "error",
+                           "predicted phase", "measured phase"], rows, "rlrrrll")
+
+
+def held(capture: dict) -> str:
+    """What rank 0 keeps between steps: the calculator's split against the
+    tensors' own byte counts after the run (local shards under fully_shard)."""
+    rows = []
+    for row in capture["data"]["rows"]:
+        p, m = row["predicted"]["breakdown"], row["measured"]["held"]
+        rows.append([row["ranks"], label(row)] + [
+            f"{_mib(p[k])} / {_mib(m[k])}" for k in ("params", "optimizer_state")])
+    return markdown_table(["ranks", "strategy", "parameters MiB (predicted / held)",
+                           "optimizer state MiB (predicted / held)"], rows, "rlrr")
+
+
+def _scored(capture: dict) -> list[tuple[float, dict]]:
+    return [(e, r) for r in capture["data"]["rows"] if (e := error(r)) is not None]
+
+
+def _worst(capture: dict) -> tuple[float, dict] | None:
+    scored = _scored(capture)
+    return max(scored, key=lambda s: abs(s[0])) if scored else None
+
+
+def worst_error(capture: dict) -> str:
+    worst = _worst(capture)
+    return "—" if worst is None else _pct(worst[0])
+
+
+def worst_config(capture: dict) -> str:
+    worst = _worst(capture)
+    return "—" if worst is None else f"{label(worst[1])} on {worst[1]['ranks']} ranks"
+
+
+def within_10(capture: dict) -> str:
+    scored = _scored(capture)
+    return f"{sum(abs(e) <= 0.10 for e, _ in scored)} of {len(scored)}"
+
+
+def phases_right(capture: dict) -> str:
+    rows = [r for r in capture["data"]["rows"] if measured_peak(r)[1]]
+    right = sum(measured_peak(r)[1] == r["predicted"]["phase"] for r in rows)
+    return f"{right} of {len(rows)}"
+
+
+TABLES = {"per_rank": per_rank, "held": held}
+VALUES = {"worst_error": worst_error, "worst_config": worst_config,
+          "within_10": within_10, "phases_right": phases_right,
+          "runs": lambda c: str(len(c["data"]["rows"]))}
