@@ -38,12 +38,7 @@ PREDICTION_SOURCES: dict[str, tuple[str, ...]] = {
 # Examples written and smoke-tested on the CPU whose first GPU capture is still to be made, with
 # the reason. The tests skip their capture checks (saying why) and still run them at smoke size;
 # no page may show a number from one. Remove the entry with the capture's commit.
-AWAITING_CAPTURE: dict[str, str] = {
-    "memcalc_ranks": "per-rank memory on a fake process group, written while no GPU is lent; "
-                     "the CPU proof is tests/test_memcalc_ranks.py",
-    "memcalc_models": "48 Hugging Face and torchvision configurations, written while no GPU is "
-                      "lent; the CPU checks are tests/test_memcalc_sources.py and _decoder.py",
-}
+AWAITING_CAPTURE: dict[str, str] = {}
 
 # Optional packages an example needs on the GPU, with the one line that says how to get them. The
 # runner checks them before it starts the example, so a missing one is reported at once.

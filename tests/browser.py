@@ -147,7 +147,11 @@ def open_page(browser, url: str, viewport: dict, *, media: str = "screen"):
 
     page.on("request", request)
     page.emulate_media(media=media)
-    page.goto(url, wait_until="networkidle")
+    # "load": every script, style sheet, font and image the page names has arrived. The request
+    # listener stays on for the whole test, so a request a script makes later still counts as
+    # long as the caller reads `visit.offsite` last (waiting for the network to fall idle cost
+    # half a second a page and caught nothing more).
+    page.goto(url, wait_until="load")
     page.wait_for_function("() => document.readyState === 'complete'")
     return page, visit
 
@@ -312,10 +316,17 @@ def _axe_source() -> str:
     return AXE_JS.read_text(encoding="utf-8")
 
 
-# Switch Material's palette the way its toggle does, then wait for the colour transitions the
-# switch starts (axe reads computed colours; mid-transition they are neither palette's). An
-# endless animation (a spinner) is not waited for, and no wait lasts more than five seconds.
+# Switch Material's palette the way its toggle does. axe reads computed colours, which mid-
+# transition are neither palette's: the first switch turns CSS transitions off for the rest of
+# the audit (the page is thrown away after it), so colours change at once; any animation still
+# running is waited for, except an endless one (a spinner), and never more than five seconds.
 SET_PALETTE = """async (scheme) => {
+  if (!document.getElementById('audit-no-transitions')) {  // a switch then needs no waiting
+    const style = document.createElement('style');
+    style.id = 'audit-no-transitions';
+    style.textContent = '*, *::before, *::after { transition: none !important; }';
+    document.head.appendChild(style);
+  }
   document.body.setAttribute('data-md-color-scheme', scheme);
   const ending = document.getAnimations().filter(
     (a) => a.effect && Number.isFinite(a.effect.getComputedTiming().endTime));

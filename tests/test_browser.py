@@ -52,13 +52,14 @@ CHAPTERS = [p for p in PAGES if p and CHAPTER.match((ROOT / "docs" / f"{p.rstrip
 def test_page_in_the_browser(chromium, site, url, path, viewport):
     page, visit = browser.open_page(chromium, url + path, viewport)
     try:
-        problems = [f"console error: {e}" for e in visit.console_errors]
-        problems += [f"request leaves the local server: {u}" for u in visit.offsite]
-        problems += browser.math_problems(page)
+        problems = browser.math_problems(page)
         problems += browser.figure_problems(page, site)
         problems += browser.overflow_problems(page, strict=viewport is browser.LAPTOP)
         if AUDIT:  # after the overflow check has opened every fold: folded content is audited too
             problems += browser.accessibility_problems(page)
+        # last, so that what the page's scripts did during the checks counts too
+        problems += [f"console error: {e}" for e in visit.console_errors]
+        problems += [f"request leaves the local server: {u}" for u in visit.offsite]
     finally:
         page.close()
     assert not problems, f"/{path} at {viewport['width']} px:\n" + "\n".join(problems)
