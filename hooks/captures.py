@@ -27,12 +27,12 @@ from mkdocs.structure.files import File
 
 from examples import AWAITING_CAPTURE, EXAMPLES, PREDICTION_SOURCES
 from examples.render import Chart, markdown_table, renderer, svg
+from snippets.fences import outside_fences
 from snippets.captures import (ROOT, CaptureError, capture_path, changed_sources, load_capture, provenance_line,
                                refresh_command)
 
 MARKER = re.compile(r"^<!--\s*(?P<kind>capture|figure):\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*-->[ \t]*$")
 VALUE = re.compile(r"\{\{\s*(?P<name>[a-z0-9_]+)/(?P<item>[a-z0-9_]+)\s*\}\}")
-FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 INDEX_MARKER = "<!-- capture-index -->"
 RENDER_DIR = ROOT / "examples" / "render"
 
@@ -169,18 +169,9 @@ def _value(name: str, item: str, where: str) -> str:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     lines = markdown.split("\n")
-    fence = None
-    for i, line in enumerate(lines):
+    for i in outside_fences(lines):
+        line = lines[i]
         where = f"docs/{page.file.src_uri}:{i + 1}"
-        opening = FENCE.match(line)
-        if opening and fence is None:
-            fence = opening[1]
-            continue
-        if opening and opening[1][0] == fence[0] and len(opening[1]) >= len(fence):
-            fence = None
-            continue
-        if fence is not None:
-            continue
         if line.strip() == INDEX_MARKER:
             lines[i] = _index()
             continue

@@ -23,9 +23,10 @@ from pathlib import Path
 from mkdocs.exceptions import PluginError
 from mkdocs.utils import get_relative_url
 
+from snippets.fences import outside_fences
+
 MARKER = re.compile(r"^\s*<!--\s*interactive\b(?P<rest>.*?)-->\s*$")
 NAME = re.compile(r"^:\s*(?P<name>[a-z0-9][a-z0-9-]*)\s*$")
-FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 FIGURES = "assets/javascripts/figures"
 HELPER = "shared"
 # scripts a figure computes with, loaded where it is shown (not on every page)
@@ -54,17 +55,10 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     names = figure_names(config["docs_dir"])
     loaded = _loaded(config)
     lines = markdown.split("\n")
-    fence = None
     loaded_here = set()
-    for i, line in enumerate(lines):
-        opening = FENCE.match(line)
-        if opening and fence is None:
-            fence = opening[1]
-            continue
-        if opening and opening[1][0] == fence[0] and len(opening[1]) >= len(fence):
-            fence = None
-            continue
-        marker = MARKER.match(line) if fence is None else None
+    for i in outside_fences(lines):
+        line = lines[i]
+        marker = MARKER.match(line)
         if not marker:
             continue
         where = f"docs/{page.file.src_uri}:{i + 1}"

@@ -15,9 +15,10 @@ from urllib.parse import unquote, urlsplit
 
 from mkdocs.exceptions import PluginError
 
+from snippets.fences import outside_fences
+
 log = logging.getLogger("mkdocs.hooks.page_checks")
 
-FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 INCLUDE = re.compile(r"""^[ \t]*-{1,}8<-{1,}[ \t]+(["'])(?P<target>.+?)\1[ \t]*$""")
 SECTION_MARK = "--8<-- [{kind}:{name}]"
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -54,21 +55,15 @@ def on_pre_build(config) -> None:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     src = page.file.src_uri
-    fence = None
-    prose = []  # the page with code blanked out (same length and lines), for the link scan
-    for lineno, line in enumerate(markdown.split("\n"), start=1):
+    lines = markdown.split("\n")
+    for lineno, line in enumerate(lines, start=1):
         include = INCLUDE.match(line)
         if include:
             _check_include(config, src, lineno, include["target"])
-        opening = FENCE.match(line)
-        if opening and fence is None:
-            fence = opening[1]
-        elif opening and opening[1][0] == fence[0] and len(opening[1]) >= len(fence):
-            fence = None
-        elif fence is None:
-            prose.append(INLINE_CODE.sub(lambda m: " " * len(m[0]), line))
-            continue
-        prose.append("")
+    # the page with code blanked out (same length and lines), for the link scan
+    prose = [""] * len(lines)
+    for i in outside_fences(lines):
+        prose[i] = INLINE_CODE.sub(lambda m: " " * len(m[0]), lines[i])
     text = "\n".join(prose)
     for match in LINK.finditer(text):
         target = match["target"].strip("<>")

@@ -36,6 +36,15 @@ CHROMIUM_FLAGS = [
 ]
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+
+
+def _viewports():
+    import pytest
+
+    return pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1280", "390"])
+
+
+VIEWPORTS = _viewports()   # a test's decorator: at 1280 and at 390 px
 A4_WIDTH_PX = 703          # 210 mm less site.css's 12 mm page margins, at 96 px per inch
 MIN_FIGURE_TEXT_PX = 9.0   # the smallest figure text we accept on screen, in CSS pixels
 AXE_JS = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
@@ -95,11 +104,21 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A page closed while a file was still on its way (the tests move on once the page has
+        loaded): the browser hung up, nothing failed. Anything else is printed as usual."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serve(site: Path):
     """Serve a built site on 127.0.0.1 (a free port) for the duration of the block."""
     handler = functools.partial(_QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

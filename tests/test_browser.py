@@ -47,7 +47,7 @@ CHAPTERS = [p for p in PAGES if p and CHAPTER.match((ROOT / "docs" / f"{p.rstrip
                                                      if (ROOT / "docs" / f"{p.rstrip('/')}.md").is_file() else "")]
 
 
-@pytest.mark.parametrize("viewport", [browser.LAPTOP, browser.PHONE], ids=["1280", "390"])
+@browser.VIEWPORTS
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p or "index")
 def test_page_in_the_browser(chromium, site, url, path, viewport):
     page, visit = browser.open_page(chromium, url + path, viewport)

@@ -13,7 +13,6 @@ Without Chromium or Playwright these tests skip with a one-line reason; under CI
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
@@ -22,13 +21,9 @@ from tests import browser, figures_golden
 
 pytestmark = [pytest.mark.build, pytest.mark.browser]
 
-REASON = browser.unavailable_reason()
-if REASON and os.environ.get("CI") == "true":
-    raise RuntimeError(f"CI=true but the browser tests cannot run: {REASON}")
-if REASON:
-    pytest.skip(REASON, allow_module_level=True)
+browser.require_browser()
 
-VIEWPORTS = pytest.mark.parametrize("viewport", [browser.LAPTOP, browser.PHONE], ids=["1280", "390"])
+VIEWPORTS = browser.VIEWPORTS
 SHOWN = re.compile(r"^(?P<mantissa>[-+]?\d+(?:\.(?P<decimals>\d+))?)(?:e(?P<exp>[-+]?\d+))?$")
 
 

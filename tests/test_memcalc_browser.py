@@ -81,8 +81,7 @@ def test_each_preset_shows_its_published_count_and_pythons_peak(chromium,
         page.close()
 
 
-@pytest.mark.parametrize("viewport", [browser.LAPTOP, browser.PHONE],
-                         ids=["1280", "390"])
+@browser.VIEWPORTS
 def test_the_keyboard_reaches_one_ranks_answer(chromium, url, viewport):
     """Llama-3-8B on eight ranks under FSDP2, bf16-mixed, checkpointed,
     four micro-batches accumulated: every field reached by the keyboard,
