@@ -390,3 +390,31 @@ def test_what_a_dispatch_mode_changes_in_gradient_sums():
         backward_from = len(tied.names)
         loss.backward()
     assert "add.Tensor" in tied.names[backward_from:]   # out of place
+
+
+class _AttentionBlock(nn.Module):
+    """nn.MultiheadAttention (a Python composite that dispatches as one torch function,
+    F.multi_head_attention_forward), as torchvision's ViT calls it."""
+
+    def __init__(self, width: int = 64, heads: int = 4):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.attention(x, x, x, need_weights=False)[0]
+
+
+@pytest.mark.claim("The calculator's autocast rules and kernel choice see the operators inside "
+                   "nn.MultiheadAttention, as CUDA's autocast does",
+                   page="memory-calculator.md#on-models-this-project-did-not-write")
+def test_the_rules_see_inside_multihead_attention():
+    def loss_fn(model):
+        p = next(model.parameters())
+        return model(torch.randn(4, 32, 64, device=p.device, requires_grad=True)).float().sum()
+
+    cast = estimate(_AttentionBlock, loss_fn, precision="bf16-autocast")
+    plain = estimate(_AttentionBlock, loss_fn, precision="fp32")
+    # the attention inside is seen and given CUDA's kernel for its dtype
+    assert cast.attention == {"cudnn": 1} and plain.attention == {"efficient": 1}
+    # the projections' weights are copied to bf16, as autocast's cache does for nn.Linear
+    assert cast.breakdown["weight_copies"] > 0 and plain.breakdown["weight_copies"] == 0

@@ -155,14 +155,12 @@ def phases_right(capture: dict) -> str:
 
 
 def near_misses(capture: dict) -> str:
-    """The rows whose phase of the peak the calculator got wrong, the worst
-    row aside, each with how far apart the GPU's forward and backward peaks
-    were."""
-    worst = max(_scored(capture), key=lambda s: abs(s[0]))[1] if _scored(capture) else None
+    """The rows whose phase of the peak the calculator got wrong, each with
+    how far apart the GPU's forward and backward peaks were."""
     out = []
     for r in capture["data"]["configs"]:
         m = r["measured"]
-        if r is worst or m["phase"] is None or m["phase"] == r["predicted"]["phase"]:
+        if m["phase"] is None or m["phase"] == r["predicted"]["phase"]:
             continue
         f, b = m["phase_peak_bytes"]["forward"], m["phase_peak_bytes"]["backward"]
         out.append(f"{display(r['model'])} under {r['precision']} ({100 * abs(f - b) / max(f, b):.1f} %)")

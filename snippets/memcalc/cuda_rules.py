@@ -27,6 +27,9 @@ from torch.utils._pytree import tree_map
 
 aten = torch.ops.aten
 HALF = (torch.float16, torch.bfloat16)
+# Python composites that dispatch as one torch function: the rules must see
+# the operators inside them (CUDA's autocast does).
+COMPOSITES = frozenset({F.multi_head_attention_forward})
 
 # CUDA autocast policies by op name (autocast_mode.h, torch 2.13).
 LOWER = frozenset("""linear matmul __matmul__ __rmatmul__ mm bmm addmm
@@ -150,7 +153,27 @@ class CudaRules(TorchFunctionMode):
                     args, kwargs = _cast((args, kwargs), widest)
         if func is F.scaled_dot_product_attention:
             return self._attention(*args, **kwargs)
+        if func in COMPOSITES:
+            return self._inside(func, args, kwargs)
         return func(*args, **kwargs)
+
+    def _inside(self, func, args, kwargs):
+        """Run a Python composite that is itself a torch function (nn.
+        MultiheadAttention's F.multi_head_attention_forward) with these rules
+        on for the operators inside it, as CUDA's autocast sees them: the
+        mode is pushed again and the composite's own dispatch check is
+        skipped for the call."""
+        module = F
+        checks = module.has_torch_function, module.has_torch_function_variadic, \
+            module.has_torch_function_unary
+        module.has_torch_function = module.has_torch_function_variadic = \
+            module.has_torch_function_unary = lambda *a: False
+        try:
+            with self:
+                return func(*args, **kwargs)
+        finally:
+            (module.has_torch_function, module.has_torch_function_variadic,
+             module.has_torch_function_unary) = checks
 
     def _attention(self, query, key, value, attn_mask=None, dropout_p=0.0,
                    is_causal=False, scale=None, enable_gqa=False):
