@@ -26,3 +26,20 @@ def test_the_stored_prediction_is_what_the_calculator_says_now(index):
     assert predict(index) == STORED[index], (
         "examples/render/memory_calculator.predictions.json is out of "
         "date: python -m snippets.memcalc.validation")
+
+
+@pytest.mark.claim("The accuracy figures on this site's own models are in-sample; the models the "
+                   "project did not write are scored out of sample, fitted and held-out sets named",
+                   page="memory-calculator.md#checked-on-the-gpu")
+def test_the_page_says_which_figures_are_in_sample_and_which_are_held_out():
+    """Issue 17.12: the rules were fitted on the capture that scores them. The fold that shows that
+    capture must say so before its table, and the out-of-sample section must name its sets."""
+    from snippets.captures import ROOT
+
+    text = (ROOT / "docs" / "memory-calculator.md").read_text(encoding="utf-8")
+    fold = text[text.index('??? info "All configurations: measured against predicted"'):]
+    assert fold.index("in-sample") < fold.index("<!-- capture: memory_calculator/validation -->")
+    assert "compute capability" in fold[:fold.index("<!-- capture: memory_calculator/validation -->")]
+    models = " ".join(text[text.index("### On models this project did not write"):].split())
+    assert "{{ memcalc_models/held_out_median_error }}" in models.split("??? ")[0]
+    assert "fitted on Llama" in models and "held out" in models
