@@ -4,17 +4,19 @@ calculator's per-rank prediction (snippets/memcalc/sharding.py over the
 trace) made in the same run.
 
 "measured" is the third step's peak above what was allocated before the
-model was wrapped, the largest of its three phases; "predicted" is the
+model was built, the largest of its three phases; "predicted" is the
 calculator's peak for the same step, cuBLAS's workspace included (it is
-allocated inside the measured window). Memory in MiB.
+allocated inside the measured window). Memory in MiB. The scoring
+helpers are memcalc_models.py's.
 """
 
 from __future__ import annotations
 
 from examples.render import markdown_table
+from examples.render.memcalc_models import (pct, phase_cell, relative,
+                                            right_of, within_bound)
 
 MIB = 2 ** 20
-BOUND = 0.10   # the error a run must stay within
 LABELS = {("ddp", None, False): "DDP",
           ("zero-redundancy", None, False): "ZeroRedundancyOptimizer",
           ("fsdp2", None, False): "fully_shard, defaults",
@@ -22,14 +24,18 @@ LABELS = {("ddp", None, False): "DDP",
           ("fsdp2", None, True): "fully_shard, bf16, fp32 reduce"}
 
 
+def _key(row: dict) -> tuple:
+    return row["strategy"], row["reshard_after_forward"], row["mixed"]
+
+
 def label(row: dict) -> str:
-    key = (row["strategy"], row["reshard_after_forward"], row["mixed"])
-    return LABELS.get(key, f"{row['strategy']} ({key[1]}, {key[2]})")
+    return LABELS.get(_key(row), f"{row['strategy']} {_key(row)[1:]}")
 
 
 def measured_peak(row: dict) -> tuple[int | None, str | None]:
     """(the largest phase peak, its phase); (None, None) off the GPU."""
-    phases = {p: b for p, b in row["measured"]["peak_bytes"].items() if b is not None}
+    phases = {p: b for p, b in row["measured"]["peak_bytes"].items()
+              if b is not None}
     if not phases:
         return None, None
     phase = max(phases, key=phases.get)
@@ -37,47 +43,46 @@ def measured_peak(row: dict) -> tuple[int | None, str | None]:
 
 
 def error(row: dict) -> float | None:
-    measured, _ = measured_peak(row)
-    if not measured:
-        return None
-    return (row["predicted"]["max_bytes"] - measured) / measured
+    return relative(row["predicted"]["max_bytes"], measured_peak(row)[0])
 
 
 def _mib(nbytes: int | None) -> str:
     return "—" if nbytes is None else f"{nbytes / MIB:,.1f}"
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:+.1f} %"
+def _phases(row: dict) -> tuple[str | None, str]:
+    return measured_peak(row)[1], row["predicted"]["phase"]
 
 
 def per_rank(capture: dict) -> str:
     rows = []
     for row in capture["data"]["rows"]:
-        measured, phase = measured_peak(row)
-        said = row["predicted"]["phase"]
-        shown = "—" if phase is None else phase if phase == said else f"{phase} (said {said})"
+        said, gpu = row["predicted"]["max_bytes"], measured_peak(row)[0]
         rows.append([row["ranks"], label(row),
-                     f"{_mib(row['predicted']['max_bytes'])} / {_mib(measured)}",
-                     _pct(error(row)), shown])
-    return markdown_table(["ranks", "strategy", "MiB, said / GPU", "error", "peak in"],
-                          rows, "rlrrl")
+                     f"{_mib(said)} / {_mib(gpu)}", pct(error(row)),
+                     phase_cell(*_phases(row))])
+    return markdown_table(["ranks", "strategy", "MiB, said / GPU", "error",
+                           "peak in"], rows, "rlrrl")
 
 
 def held(capture: dict) -> str:
     """What rank 0 keeps between steps: the calculator's split against the
-    tensors' own byte counts after the run (local shards under fully_shard)."""
+    tensors' own byte counts after the run (local shards under
+    fully_shard)."""
     rows = []
     for row in capture["data"]["rows"]:
         p, m = row["predicted"]["breakdown"], row["measured"]["held"]
         rows.append([row["ranks"], label(row)] + [
-            f"{_mib(p[k])} / {_mib(m[k])}" for k in ("params", "optimizer_state")])
-    return markdown_table(["ranks", "strategy", "parameters MiB, said / held",
+            f"{_mib(p[k])} / {_mib(m[k])}"
+            for k in ("params", "optimizer_state")])
+    return markdown_table(["ranks", "strategy",
+                           "parameters MiB, said / held",
                            "state MiB, said / held"], rows, "rlrr")
 
 
 def _scored(capture: dict) -> list[tuple[float, dict]]:
-    return [(e, r) for r in capture["data"]["rows"] if (e := error(r)) is not None]
+    return [(e, r) for r in capture["data"]["rows"]
+            if (e := error(r)) is not None]
 
 
 def _worst(capture: dict) -> tuple[float, dict] | None:
@@ -85,50 +90,42 @@ def _worst(capture: dict) -> tuple[float, dict] | None:
     return max(scored, key=lambda s: abs(s[0])) if scored else None
 
 
-def worst_error(capture: dict) -> str:
-    worst = _worst(capture)
-    return "—" if worst is None else _pct(worst[0])
-
-
 def worst_config(capture: dict) -> str:
     worst = _worst(capture)
-    return "—" if worst is None else f"{label(worst[1])} on {worst[1]['ranks']} ranks"
-
-
-def within_bound(capture: dict) -> str:
-    scored = _scored(capture)
-    inside = sum(abs(e) <= BOUND for e, _ in scored)
-    return f"{inside} of {len(scored)} within {100 * BOUND:.0f} %"
-
-
-def phases_right(capture: dict) -> str:
-    rows = [r for r in capture["data"]["rows"] if measured_peak(r)[1]]
-    right = sum(measured_peak(r)[1] == r["predicted"]["phase"] for r in rows)
-    return f"{right} of {len(rows)}"
+    if worst is None:
+        return "—"
+    return f"{label(worst[1])} on {worst[1]['ranks']} ranks"
 
 
 def fsdp2_excess(capture: dict) -> str:
     """How much more than measured the calculator gives fully_shard (by
-    default, at the fewest ranks) at its forward pass's peak: one gathered
-    unit, in MiB."""
+    default, at the fewest ranks) at its forward pass's peak: about one
+    gathered unit, in MiB."""
     row = next(r for r in capture["data"]["rows"]
-               if (r["strategy"], r["reshard_after_forward"], r["mixed"]) == ("fsdp2", None, False))
+               if _key(r) == ("fsdp2", None, False))
     measured = row["measured"]["peak_bytes"]["forward"]
     if measured is None:
         return "—"
-    return f"{(row['predicted']['phase_max_bytes']['forward'] - measured) / MIB:,.1f} MiB"
+    said = row["predicted"]["phase_max_bytes"]["forward"]
+    return f"{(said - measured) / MIB:,.1f} MiB"
 
 
 def exact(capture: dict) -> str:
     """How many DDP and ZeroRedundancyOptimizer runs the calculator gets to
     the allocator's 512-byte block at the peak."""
     rows = [r for r in capture["data"]["rows"] if r["strategy"] != "fsdp2"]
-    hits = sum(measured_peak(r)[0] == r["predicted"]["max_bytes"] for r in rows)
+    hits = sum(measured_peak(r)[0] == r["predicted"]["max_bytes"]
+               for r in rows)
     return f"{hits} of {len(rows)}"
 
 
 TABLES = {"per_rank": per_rank, "held": held}
-VALUES = {"worst_error": worst_error, "worst_config": worst_config,
-          "within_bound": within_bound, "phases_right": phases_right,
-          "runs": lambda c: str(len(c["data"]["rows"])),
-          "fsdp2_excess": fsdp2_excess, "exact": exact}
+VALUES = {
+    "worst_error": lambda c: pct(w[0]) if (w := _worst(c)) else "—",
+    "worst_config": worst_config,
+    "within_bound": lambda c: within_bound([e for e, _ in _scored(c)]),
+    "phases_right": lambda c: right_of(
+        [_phases(r) for r in c["data"]["rows"]]),
+    "fsdp2_excess": fsdp2_excess,
+    "exact": exact,
+}
