@@ -163,17 +163,17 @@ class CudaRules(TorchFunctionMode):
         on for the operators inside it, as CUDA's autocast sees them: the
         mode is pushed again and the composite's own dispatch check is
         skipped for the call."""
-        module = F
-        checks = module.has_torch_function, module.has_torch_function_variadic, \
-            module.has_torch_function_unary
-        module.has_torch_function = module.has_torch_function_variadic = \
-            module.has_torch_function_unary = lambda *a: False
+        names = ("has_torch_function", "has_torch_function_variadic",
+                 "has_torch_function_unary")
+        checks = {name: getattr(F, name) for name in names}
+        for name in names:
+            setattr(F, name, lambda *a: False)
         try:
             with self:
                 return func(*args, **kwargs)
         finally:
-            (module.has_torch_function, module.has_torch_function_variadic,
-             module.has_torch_function_unary) = checks
+            for name, check in checks.items():
+                setattr(F, name, check)
 
     def _attention(self, query, key, value, attn_mask=None, dropout_p=0.0,
                    is_causal=False, scale=None, enable_gqa=False):

@@ -25,6 +25,7 @@ from snippets.memcalc.allocator import round_block as R
 from snippets.memcalc.allocator import workspace_bytes
 from snippets.memcalc.families import Decoder, check as check_decoder
 from snippets.memcalc.families import parameter_shapes
+from snippets.memcalc.search import largest_that_fits
 from snippets.memcalc.sharding import Sharding, Traced, per_rank
 from snippets.memcalc.transformer import PRECISIONS
 
@@ -170,16 +171,7 @@ def largest_micro_batch(d: Decoder, budget: int, limit: int = 1 << 16,
     """The largest micro-batch whose per-rank peak fits (0: none)."""
     def fits(batch):
         return estimate_decoder(d, batch=batch, **options)["peak"] <= budget
-    if not fits(1):
-        return 0
-    low, high = 1, 2
-    while high <= limit and fits(high):
-        low, high = high, high * 2
-    high = min(high, limit + 1)
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    return low
+    return largest_that_fits(fits, limit)
 
 
 __all__ = ["estimate_decoder", "largest_micro_batch", "trace_decoder"]

@@ -229,7 +229,7 @@ def vision_case(name: str, batch: int = 1, image_size: int = 224,
     return build, loss_fn
 
 
-# ---- one entry point ----------------------------------------------------------
+# ---- one entry point ------------------------------------------------------
 
 def model_case(model, batch: int = 1, seq: int | None = None,
                image_size: int = 224, checkpointing: str = "none"):

@@ -26,6 +26,7 @@ from torch.utils._pytree import tree_leaves
 from snippets.memcalc import optimizers as opt
 from snippets.memcalc.allocator import round_block, workspace_bytes
 from snippets.memcalc.cuda_rules import CudaRules
+from snippets.memcalc.search import largest_that_fits
 from snippets.memcalc.sharding import FAMILIES, PHASES, Sharding, Traced
 from snippets.memcalc.sharding import check as check_sharding
 from snippets.memcalc.sharding import from_stage, per_rank
@@ -393,13 +394,4 @@ def largest_micro_batch(build_model, loss_fn_for, budget: int,
     def fits(batch: int) -> bool:
         return estimate(build_model, loss_fn_for(batch),
                         **options).peak <= budget
-    if not fits(1):
-        return 0
-    low, high = 1, 2
-    while high <= limit and fits(high):
-        low, high = high, high * 2
-    high = min(high, limit + 1)
-    while high - low > 1:            # fits(low) and not fits(high)
-        mid = (low + high) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    return low
+    return largest_that_fits(fits, limit)

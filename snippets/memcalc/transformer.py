@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from snippets.memcalc import optimizers as opt
 from snippets.memcalc.allocator import round_block as R
 from snippets.memcalc.allocator import workspace_bytes
+from snippets.memcalc.search import largest_that_fits
 from snippets.memcalc.sharding import FAMILIES, Sharding, Traced
 from snippets.memcalc.sharding import from_stage, per_rank
 
@@ -284,13 +285,4 @@ def largest_micro_batch(m: Shape, budget: int, limit: int = 1 << 20) -> int:
     def fits(batch):
         return estimate_transformer(
             Shape(**{**asdict(m), "batch": batch}))["peak"] <= budget
-    if not fits(1):
-        return 0
-    low, high = 1, 2
-    while high <= limit and fits(high):
-        low, high = high, high * 2
-    high = min(high, limit + 1)
-    while high - low > 1:        # fits(low), not fits(high)
-        mid = (low + high) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    return low
+    return largest_that_fits(fits, limit)
