@@ -353,13 +353,15 @@ SET_PALETTE = """async (scheme) => {
                       new Promise((resolve) => setTimeout(resolve, 5000))]);
 }"""
 
-# Every rule axe runs by default (WCAG 2.0-2.2 A and AA, best practices), or only `rules`;
-# only violations are collected, which keeps a run cheap. Each node carries its own impact.
-AXE_RUN = """async ([blocking, rules]) => {
+# Rules axe runs by default (WCAG 2.0-2.2 A and AA, best practices) in `context`: only `rules`
+# when given, all but `off` otherwise; only violations are collected, which keeps a run cheap.
+# Each node carries its own impact.
+AXE_RUN = """async ([blocking, context, rules, off]) => {
   const options = {resultTypes: ['violations'], iframes: false, elementRef: false,
                    xpath: false, ancestry: false};
   if (rules) options.runOnly = {type: 'rule', values: rules};
-  const result = await axe.run(document, options);
+  if (off) options.rules = Object.fromEntries(off.map((r) => [r, {enabled: false}]));
+  const result = await axe.run(context, options);
   const found = [];
   for (const rule of result.violations) {
     for (const node of rule.nodes) {
@@ -371,31 +373,110 @@ AXE_RUN = """async ([blocking, rules]) => {
   }
   return found;
 }"""
-# The rules whose outcome depends on the colours. A palette changes nothing else (Material's
-# schemes differ only in CSS colour variables), so the first palette gets every rule and each
-# further palette only these: the audit's cost is about one full run per load, not two.
+# The rules whose outcome depends on the colours: each palette runs these, every other rule runs
+# once per load (Material's schemes differ only in CSS colour variables).
 PALETTE_RULES = ["color-contrast", "link-in-text-block"]
+
+# Where the colour rules look, so that each colour is judged where it can differ and not again
+# where it cannot (they are most of the audit's cost; the other rules always see the whole page):
+# * inside code blocks, a token whose class chain and computed colours, font and backgrounds up
+#   to its <pre> match an earlier token's gets the same verdict: all but the first are marked
+#   data-audit-same and hidden with visibility (layout unchanged; recomputed in each palette);
+# * at a width other than LAPTOP's, the article's colours are those already judged at 1280 px
+#   except where a width-dependent CSS rule (any @media or stylesheet condition on width) sets a
+#   colour, background, opacity, filter, visibility, display, content or custom property: those
+#   elements are marked data-audit-narrow and judged again with everything outside the article
+#   (header, navigation, footer). A width-dependent rule that reaches an ancestor of the article,
+#   or a stylesheet that cannot be read, puts the whole article back in.
+# Returns axe's context for the colour rules.
+COLOUR_SCOPE = r"""(narrow) => {
+  let hide = document.getElementById('audit-same');
+  if (hide) hide.remove();
+  document.querySelectorAll('[data-audit-same], [data-audit-kept]').forEach((el) => {
+    el.removeAttribute('data-audit-same');
+    el.removeAttribute('data-audit-kept');
+  });
+  const seen = new Set();
+  for (const pre of document.querySelectorAll('pre')) {
+    for (const el of pre.querySelectorAll('*')) {
+      if (!Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+      const key = [];
+      for (let x = el; x; x = x === pre ? null : x.parentElement) {
+        const s = getComputedStyle(x);
+        key.push(x.className, s.color, s.fontSize, s.fontWeight, s.fontStyle, s.textShadow,
+                 s.opacity, s.backgroundColor, s.backgroundImage, s.filter, s.visibility);
+      }
+      const id = key.join('|');
+      el.setAttribute(seen.has(id) ? 'data-audit-same' : 'data-audit-kept', '');
+      seen.add(id);
+    }
+  }
+  // Hidden text is not judged; layout is unchanged, and a kept token inside a hidden one shows.
+  hide = document.createElement('style');
+  hide.id = 'audit-same';
+  hide.textContent = 'pre [data-audit-same] { visibility: hidden !important; } ' +
+                     'pre [data-audit-kept] { visibility: visible !important; }';
+  document.head.appendChild(hide);
+  const context = {include: [['html']], exclude: []};
+  const article = document.querySelector('article');
+  if (!narrow || !article) return context;
+  const SETS = /^(color|background|opacity|filter|mix-blend-mode|visibility|display|content|text-shadow|-webkit-text-fill-color|fill|stroke|--)/;
+  const PSEUDO = /::?(before|after|marker|placeholder|selection|first-line|first-letter|backdrop|-webkit-[\w-]+|-moz-[\w-]+)/g;
+  let whole = false;
+  const found = new Set();
+  const visit = (rules, byWidth) => {
+    for (const rule of rules) {
+      const widthRule = byWidth || (rule.conditionText !== undefined && /width/.test(rule.conditionText));
+      if (rule.selectorText !== undefined && widthRule &&
+          Array.from(rule.style).some((p) => SETS.test(p))) {
+        let hits = [];
+        try { hits = document.querySelectorAll(rule.selectorText.replace(PSEUDO, '') || '*'); }
+        catch (e) { whole = true; }
+        for (const el of hits) {
+          if (el !== article && article.contains(el)) found.add(el);
+          else if (el.contains(article)) whole = true;
+        }
+      }
+      if (rule.cssRules) visit(rule.cssRules, widthRule);
+    }
+  };
+  for (const sheet of document.styleSheets) {
+    let rules;
+    try { rules = sheet.cssRules; } catch (e) { whole = true; continue; }
+    visit(rules, /width/.test((sheet.media && sheet.media.mediaText) || ''));
+  }
+  if (whole) return context;
+  found.forEach((el) => el.setAttribute('data-audit-narrow', ''));
+  if (found.size) context.include.push(['[data-audit-narrow]']);
+  context.exclude.push(['article']);
+  return context;
+}"""
 
 
 def axe_violations(page, palettes=PALETTES) -> list[dict]:
     """Serious and critical axe-core violations on the loaded page, in each palette in turn.
 
-    One page load serves every palette: the palette is switched in the page and axe runs again
-    (every rule in the first palette, PALETTE_RULES in the others).
+    One page load serves every palette: every rule but the colour rules runs once on the whole
+    page, then the palette is switched in the page and the colour rules run in each, where
+    COLOUR_SCOPE says colours can differ (the whole page at LAPTOP's width).
     Each violation: {palette, rule, impact, help, target, html, why}.
     """
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=_axe_source())
         known = page.evaluate("() => axe.getRules().map((r) => r.ruleId)")
         assert set(PALETTE_RULES) <= set(known), f"axe-core has no rule {set(PALETTE_RULES) - set(known)}"
+    narrow = page.viewport_size["width"] != LAPTOP["width"]
     before = page.evaluate("() => document.body.getAttribute('data-md-color-scheme')")
     found = []
     try:
         for i, palette in enumerate(palettes):
             page.evaluate(SET_PALETTE, palette)
-            rules = None if i == 0 else PALETTE_RULES
-            found += [dict(v, palette=palette)
-                      for v in page.evaluate(AXE_RUN, [list(BLOCKING_IMPACTS), rules])]
+            if i == 0:
+                found += [dict(v, palette=palette) for v in page.evaluate(
+                    AXE_RUN, [list(BLOCKING_IMPACTS), {"include": [["html"]]}, None, PALETTE_RULES])]
+            context = page.evaluate(COLOUR_SCOPE, narrow)
+            found += [dict(v, palette=palette) for v in page.evaluate(
+                AXE_RUN, [list(BLOCKING_IMPACTS), context, PALETTE_RULES, None])]
     finally:
         if before:
             page.evaluate(SET_PALETTE, before)

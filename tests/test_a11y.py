@@ -43,7 +43,7 @@ def test_the_audit_names_what_a_broken_page_gets_wrong(chromium, site, tmp_path)
               '<div role="dialog">a dialog without a name</div>')
     copy = browser.broken_copy(site, tmp_path, broken)
     with browser.serve(copy) as base:
-        page, _ = browser.open_page(chromium, base + "memory/", browser.PHONE)
+        page, _ = browser.open_page(chromium, base + "memory/", browser.LAPTOP)
         try:
             found = browser.axe_violations(page)
             back = page.evaluate("() => document.body.getAttribute('data-md-color-scheme')")
@@ -59,6 +59,37 @@ def test_the_audit_names_what_a_broken_page_gets_wrong(chromium, site, tmp_path)
     assert "p.faint" in line or ".faint" in line, line
     assert 'style="color:#808080"' in line and line.startswith("light palette"), line
     assert back == "default", "the audit leaves the page in the palette it found"
+
+
+@needs_axe
+def test_the_colour_rules_judge_each_colour_where_it_can_differ(chromium, site, tmp_path):
+    """COLOUR_SCOPE: a code token repeated a hundred times is judged once (and still caught); a
+    different one beside it is judged too; on a phone the article's colours are judged again only
+    where a width-dependent CSS rule sets them."""
+    faint = "".join('<span class="dim">faint</span> ' for _ in range(100))
+    broken = (f'<pre><code>{faint}<span class="dimmer">fainter</span></code></pre>'
+              '<p class="wide-grey">Grey at every width.</p>'
+              '<p class="phone-grey">Grey on a phone only.</p>'
+              '<style>.dim { color: #9a9a9a !important } .dimmer { color: #a0a0a0 !important }'
+              '.wide-grey { color: #909090 !important }'
+              '@media screen and (max-width: 600px) { .phone-grey { color: #909090 !important } }'
+              '</style>')
+    copy = browser.broken_copy(site, tmp_path, broken)
+    found = {}
+    with browser.serve(copy) as base:
+        for viewport in (browser.LAPTOP, browser.PHONE):
+            page, _ = browser.open_page(chromium, base + "memory/", viewport)
+            try:
+                found[viewport["width"]] = [v["target"] for v in browser.axe_violations(page, ("default",))
+                                            if v["rule"] == "color-contrast"]
+                marked = page.evaluate("() => document.querySelectorAll('pre [data-audit-same]').length")
+            finally:
+                page.close()
+            assert marked >= 99, marked
+    wide, phone = " ".join(found[1280]), " ".join(found[390])
+    assert wide.count(".dim") - wide.count(".dimmer") == 1 and ".dimmer" in wide, found[1280]
+    assert ".wide-grey" in wide and ".phone-grey" not in wide, found[1280]
+    assert ".phone-grey" in phone and ".wide-grey" not in phone and ".dim" not in phone, found[390]
 
 
 @needs_axe
