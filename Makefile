@@ -13,13 +13,17 @@ export NO_MKDOCS_2_WARNING := 1
 .PHONY: serve test build captures smoke browser node
 
 $(STAMP): pyproject.toml
-	@echo "Setting up $(VENV): the CPU build of torch, MkDocs, Sybil, pytest, Playwright (about a minute, once)"
+	@echo "Setting up $(VENV): the CPU build of torch, MkDocs, Sybil, pytest, Playwright (under a minute, once)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	@# The rest through uv when it can be had (seconds, where pip takes a minute); torch stays the
-	@# build pip just installed. Without uv, pip installs the same pins.
-	if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; then \
-	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]"; \
+	@# uv installs in seconds what pip takes a minute or more for; pip does it all when uv cannot
+	@# be had. torch first: through uv only as the CPU build from pip's own find-links (where this
+	@# project's machines keep its wheel), else through pip as before; the rest never replaces it.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv || true
+	links="$${PIP_FIND_LINKS:-$$($(BIN)/python -m pip config get global.find-links 2>/dev/null)}"; \
+	if [ -x $(BIN)/uv ] && [ -n "$$links" ] && [ "$(origin TORCH)" = file ] && \
+	   $(BIN)/uv pip install --quiet --python $(BIN)/python --find-links "$$links" "$(TORCH)+cpu"; then :; \
+	else $(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"; fi
+	if [ -x $(BIN)/uv ]; then $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]"; \
 	else $(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"; fi
 	touch $(STAMP)
 

@@ -446,8 +446,13 @@ COLOUR_SCOPE = r"""(narrow) => {
     visit(rules, /width/.test((sheet.media && sheet.media.mediaText) || ''));
   }
   if (whole) return context;
-  found.forEach((el) => el.setAttribute('data-audit-narrow', ''));
-  if (found.size) context.include.push(['[data-audit-narrow]']);
+  // the outermost only: axe would judge a nested include's elements twice
+  const outermost = Array.from(found).filter((el) => {
+    for (let x = el.parentElement; x; x = x.parentElement) if (found.has(x)) return false;
+    return true;
+  });
+  outermost.forEach((el) => el.setAttribute('data-audit-narrow', ''));
+  if (outermost.length) context.include.push(['[data-audit-narrow]']);
   context.exclude.push(['article']);
   return context;
 }"""
