@@ -15,15 +15,16 @@ export NO_MKDOCS_2_WARNING := 1
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the CPU build of torch, MkDocs, Sybil, pytest, Playwright (under a minute, once)"
 	$(PYTHON) -m venv $(VENV)
-	@# uv installs in seconds what pip takes a minute or more for; pip does it all when uv cannot
-	@# be had. torch first: through uv only as the CPU build from pip's own find-links (where this
+	@# uv installs in seconds what pip takes a minute or more for (compiling the bytecode as pip
+	@# does: without it every process of the first test run compiles torch again); pip does it all
+	@# when uv cannot be had. torch first: through uv only as the CPU build from pip's own find-links (where this
 	@# project's machines keep its wheel), else through pip as before; the rest never replaces it.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv || true
 	links="$${PIP_FIND_LINKS:-$$($(BIN)/python -m pip config get global.find-links 2>/dev/null)}"; \
 	if [ -x $(BIN)/uv ] && [ -n "$$links" ] && [ "$(origin TORCH)" = file ] && \
-	   $(BIN)/uv pip install --quiet --python $(BIN)/python --find-links "$$links" "$(TORCH)+cpu"; then :; \
+	   $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --find-links "$$links" "$(TORCH)+cpu"; then :; \
 	else $(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"; fi
-	if [ -x $(BIN)/uv ]; then $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]"; \
+	if [ -x $(BIN)/uv ]; then $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[test]"; \
 	else $(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"; fi
 	touch $(STAMP)
 

@@ -2,7 +2,8 @@
 
 tests/test_browser.py runs axe-core (node_modules/axe-core, injected by Playwright, never
 fetched) on every page at both widths and in both palettes, in the same page load as its other
-checks. Here: axe-core is installed; the audit notices a page broken on purpose; a reader with
+checks: every rule once per load, the colour rules in each palette where colours can differ
+(browser.COLOUR_SCOPE). Here: axe-core is installed; the audit notices a page broken on purpose; a reader with
 only a keyboard reaches every scrolling code block and table with Tab and sees where the focus
 is; and the memory calculator works without a mouse.
 """
