@@ -7,25 +7,28 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
+UV_INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(BIN)/python
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Material's notice about MkDocs 2 is about a future release, not about this site.
 export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: serve test build captures smoke browser node
 
 $(STAMP): pyproject.toml
-	@echo "Setting up $(VENV): the CPU build of torch, MkDocs, Sybil, pytest, Playwright (under a minute, once)"
+	@echo "Setting up $(VENV): CPU torch, MkDocs, Sybil, pytest, Playwright (under a minute, once)"
 	$(PYTHON) -m venv $(VENV)
-	@# uv installs in seconds what pip takes a minute or more for (compiling the bytecode as pip
-	@# does: without it every process of the first test run compiles torch again); pip does it all
-	@# when uv cannot be had. torch first: through uv only as the CPU build from pip's own find-links (where this
-	@# project's machines keep its wheel), else through pip as before; the rest never replaces it.
+	@# uv installs in seconds what pip takes a minute or more for, compiling the bytecode as pip
+	@# does (without it each process of the first test run compiles torch again); pip does it all
+	@# when uv cannot be had. torch first, through uv only as the CPU build from pip's own
+	@# find-links (where this project's machines keep its wheel) and only for the default TORCH,
+	@# else through pip as before; installing the rest never replaces it.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv || true
 	links="$${PIP_FIND_LINKS:-$$($(BIN)/python -m pip config get global.find-links 2>/dev/null)}"; \
-	if [ -x $(BIN)/uv ] && [ -n "$$links" ] && [ "$(origin TORCH)" = file ] && \
-	   $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --find-links "$$links" "$(TORCH)+cpu"; then :; \
-	else $(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"; fi
-	if [ -x $(BIN)/uv ]; then $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[test]"; \
-	else $(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"; fi
+	if [ -x $(UV) ] && [ -n "$$links" ] && [ "$(origin TORCH)" = file ] && \
+	   $(UV_INSTALL) --find-links "$$links" "$(TORCH)+cpu"; then :; \
+	else $(PIP_INSTALL) "$(TORCH)"; fi
+	if [ -x $(UV) ]; then $(UV_INSTALL) -e ".[test]"; else $(PIP_INSTALL) -e ".[test]"; fi
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests (Playwright never downloads a browser here). Installed

@@ -399,7 +399,8 @@ COLOUR_SCOPE = r"""(narrow) => {
   const seen = new Set();
   for (const pre of document.querySelectorAll('pre')) {
     for (const el of pre.querySelectorAll('*')) {
-      if (!Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+      const text = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!text) continue;
       const key = [];
       for (let x = el; x; x = x === pre ? null : x.parentElement) {
         const s = getComputedStyle(x);
@@ -420,13 +421,17 @@ COLOUR_SCOPE = r"""(narrow) => {
   const context = {include: [['html']], exclude: []};
   const article = document.querySelector('article');
   if (!narrow || !article) return context;
-  const SETS = /^(color|background|opacity|filter|mix-blend-mode|visibility|display|content|text-shadow|-webkit-text-fill-color|fill|stroke|--)/;
-  const PSEUDO = /::?(before|after|marker|placeholder|selection|first-line|first-letter|backdrop|-webkit-[\w-]+|-moz-[\w-]+)/g;
+  const SETS = new RegExp('^(' + ['color', 'background', 'opacity', 'filter', 'mix-blend-mode',
+    'visibility', 'display', 'content', 'text-shadow', '-webkit-text-fill-color', 'fill', 'stroke',
+    '--'].join('|') + ')');
+  const PSEUDO = new RegExp('::?(' + ['before', 'after', 'marker', 'placeholder', 'selection',
+    'first-line', 'first-letter', 'backdrop', '-webkit-[\\w-]+', '-moz-[\\w-]+'].join('|') + ')', 'g');
   let whole = false;
   const found = new Set();
   const visit = (rules, byWidth) => {
     for (const rule of rules) {
-      const widthRule = byWidth || (rule.conditionText !== undefined && /width/.test(rule.conditionText));
+      const widthRule = byWidth ||
+        (rule.conditionText !== undefined && /width/.test(rule.conditionText));
       if (rule.selectorText !== undefined && widthRule &&
           Array.from(rule.style).some((p) => SETS.test(p))) {
         let hits = [];
