@@ -193,8 +193,8 @@ def write_capture(capture: dict, directory: Path) -> Path:
 
 
 def provenance_line(capture: dict) -> str:
-    """'<GPU> · torch 2.11.0+cu130 · CUDA 13.0 · 2026-11-26 · full size · run
-    5.6 s' (or the CPU's equivalent)."""
+    """'<GPU> · torch 2.11.0+cu130 · CUDA 13.0 · 2026-11-26 · full size ·
+    run 5.6 s' (or the CPU's equivalent)."""
     p = capture["provenance"]
     where = (
         p["gpu"]

@@ -47,6 +47,21 @@ def within_bound(errors: list[float]) -> str:
     return f"{inside} of {len(errors)} within {100 * BOUND:.0f} %"
 
 
+def scored(rows: list[dict], error) -> list[tuple[float, dict]]:
+    """(error(row), row) for every row measured."""
+    return [(e, r) for r in rows if (e := error(r)) is not None]
+
+
+def worst_of(pairs: list[tuple[float, dict]]) -> tuple[float, dict] | None:
+    """The (error, row) farthest from zero; None when nothing was measured."""
+    return max(pairs, key=lambda s: abs(s[0])) if pairs else None
+
+
+def worst_error(pairs: list[tuple[float, dict]]) -> str:
+    worst = worst_of(pairs)
+    return "—" if worst is None else pct(worst[0])
+
+
 def right_of(pairs: list[tuple[str | None, str]]) -> str:
     """How many (measured, said) phases agree, of those measured."""
     measured = [(m, s) for m, s in pairs if m is not None]
@@ -70,8 +85,8 @@ def _phases(row: dict) -> tuple[str | None, str]:
 
 def _scored(capture: dict, subset: str | None = None):
     """(error, row) for every measured row, of one set or of both."""
-    return [(e, r) for r in capture["data"]["configs"]
-            if (e := error(r)) is not None and subset in (None, r["set"])]
+    return [(e, r) for e, r in scored(capture["data"]["configs"], error)
+            if subset in (None, r["set"])]
 
 
 def _short(row: dict) -> str:
@@ -93,12 +108,13 @@ def families(capture: dict) -> str:
         by_model.setdefault(row["model"], []).append(row)
     rows = []
     for model, group in by_model.items():
-        errs = [(e, r) for r in group if (e := error(r)) is not None]
+        errs = scored(group, error)
         median = statistics.median(e for e, _ in errs) if errs else None
-        worst = max(errs, key=lambda s: abs(s[0])) if errs else None
+        worst = worst_of(errs)
+        worst_cell = (f"{pct(worst[0])} ({_short(worst[1])})" if worst
+                      else "—")
         rows.append([display(model), group[0]["set"], len(group),
-                     pct(median),
-                     f"{pct(worst[0])} ({_short(worst[1])})" if worst else "—",
+                     pct(median), worst_cell,
                      right_of([_phases(r) for r in group])])
     return markdown_table(["model", "set", "configs", "median error",
                            "worst error", "phase right"], rows, "llrrll")
@@ -145,13 +161,8 @@ def _median(subset: str | None):
     return value
 
 
-def _worst(capture: dict) -> tuple[float, dict] | None:
-    scored = _scored(capture)
-    return max(scored, key=lambda s: abs(s[0])) if scored else None
-
-
 def worst_config(capture: dict) -> str:
-    worst = _worst(capture)
+    worst = worst_of(_scored(capture))
     if worst is None:
         return "—"
     row = worst[1]
@@ -186,6 +197,6 @@ VALUES = {
         [_phases(r) for r in c["data"]["configs"]]),
     "median_error": _median(None),
     "held_out_median_error": _median("held out"),
-    "worst_error": lambda c: pct(w[0]) if (w := _worst(c)) else "—",
+    "worst_error": lambda c: worst_error(_scored(c)),
     "worst_config": worst_config,
 }

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from examples.render import markdown_table
 from examples.render.memcalc_models import (pct, phase_cell, relative,
-                                            right_of, within_bound)
+                                            right_of, scored, within_bound,
+                                            worst_error, worst_of)
 
 MIB = 2 ** 20
 LABELS = {("ddp", None, False): "DDP",
@@ -81,17 +82,11 @@ def held(capture: dict) -> str:
 
 
 def _scored(capture: dict) -> list[tuple[float, dict]]:
-    return [(e, r) for r in capture["data"]["rows"]
-            if (e := error(r)) is not None]
-
-
-def _worst(capture: dict) -> tuple[float, dict] | None:
-    scored = _scored(capture)
-    return max(scored, key=lambda s: abs(s[0])) if scored else None
+    return scored(capture["data"]["rows"], error)
 
 
 def worst_config(capture: dict) -> str:
-    worst = _worst(capture)
+    worst = worst_of(_scored(capture))
     if worst is None:
         return "—"
     return f"{label(worst[1])} on {worst[1]['ranks']} ranks"
@@ -121,7 +116,7 @@ def exact(capture: dict) -> str:
 
 TABLES = {"per_rank": per_rank, "held": held}
 VALUES = {
-    "worst_error": lambda c: pct(w[0]) if (w := _worst(c)) else "—",
+    "worst_error": lambda c: worst_error(_scored(c)),
     "worst_config": worst_config,
     "within_bound": lambda c: within_bound([e for e, _ in _scored(c)]),
     "phases_right": lambda c: right_of(
