@@ -53,6 +53,13 @@ def test_what_a_rank_keeps_is_exact():
             assert said["params"] == held["params"], row
         else:   # the calculator's count adds the units gathered at the peak
             assert said["params"] > held["params"]
+    # Gathered units are whole at any world size: what the calculator adds to fully_shard's
+    # shard is the same at 2, 8 and 64 ranks, so the shard itself is exact at each.
+    gathered: dict[tuple, set[int]] = {}
+    for row in FSDP2:
+        extra = row["predicted"]["breakdown"]["params"] - row["measured"]["held"]["params"]
+        gathered.setdefault((row["reshard_after_forward"], row["mixed"]), set()).add(extra)
+    assert gathered and all(len(extras) == 1 for extras in gathered.values()), gathered
 
 
 @pytest.mark.claim("Every phase the calculator misses on the models we did not write is a near "
